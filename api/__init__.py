@@ -1,0 +1,1 @@
+"""HTTP layer: request/response schemas, middleware, admin auth and the public runnable."""

@@ -1,0 +1,53 @@
+"""Request and response models of the public API."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from core.settings import get_settings
+from guards.input import sanitize
+
+
+class AskRequest(BaseModel):
+    """A shopper's question."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"question": "Hoeveel liter is de afvalbak van de zelfreinigende kattenbak?"}]},
+    )
+
+    question: str = Field(..., description="The question, in Dutch or English (at most MAX_QUESTION_CHARS characters).")
+
+    @field_validator("question")
+    @classmethod
+    def _clean(cls, value: str) -> str:
+        cleaned = sanitize(value)
+        if not cleaned:
+            raise ValueError("the question is empty")
+        limit = get_settings().max_question_chars
+        if len(cleaned) > limit:
+            raise ValueError(f"the question is longer than {limit} characters")
+        return cleaned
+
+
+class SourceOut(BaseModel):
+    """A cited catalogue document."""
+
+    id: str
+    title: str
+
+
+class AskResponse(BaseModel):
+    """The assistant's answer with its sources."""
+
+    answer: str = ""
+    sources: list[SourceOut] = Field(default_factory=list)
+    refused: bool = False
+    language: str = "nl"
+
+
+class ErrorResponse(BaseModel):
+    """Every error the API returns has this shape."""
+
+    error: str
+    detail: object | None = None

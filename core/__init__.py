@@ -1,0 +1,1 @@
+"""Shared infrastructure: settings, model factories and process-wide resources."""

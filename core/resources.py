@@ -1,0 +1,77 @@
+"""Heavy clients (embedder, reranker, Chroma, LLM), built once and shared by every request."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from langchain_core.language_models import BaseChatModel
+
+from core.embeddings import Embedder, make_embedder
+from core.reranker import Reranker, make_reranker
+from core.settings import Settings, get_settings
+from core.vectorstore import VectorStore, open_client
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(kw_only=True)
+class Resources:
+    """Everything a request needs that is expensive to build."""
+
+    embedder: Embedder
+    reranker: Reranker
+    store: VectorStore
+    llm: BaseChatModel
+
+
+def make_llm(settings: Settings) -> BaseChatModel:
+    """One pooled OpenAI-compatible chat client (vLLM in production) with explicit timeouts."""
+    from langchain_openai import ChatOpenAI
+
+    return ChatOpenAI(  # type: ignore[call-arg]  # aliased pydantic fields
+        base_url=settings.llm_base_url,
+        model=settings.llm_model,
+        api_key=settings.llm_api_key,
+        temperature=settings.llm_temperature,
+        max_tokens=settings.llm_max_tokens,
+        frequency_penalty=settings.llm_frequency_penalty,
+        stop=settings.llm_stop or None,
+        timeout=settings.llm_timeout_s,
+        max_retries=settings.llm_max_retries,
+        streaming=True,
+        stream_usage=True,
+    )
+
+
+def build_resources(settings: Settings) -> Resources:
+    """Build every heavy client from ``settings``; raises if the index does not fit the embedder."""
+    embedder = make_embedder(settings.embedding_provider, settings.embedding_model, settings.embedding_device)
+    store = VectorStore(open_client(settings.chroma_path), settings.chroma_collection, embedder.name)
+    return Resources(
+        embedder=embedder,
+        reranker=make_reranker(settings.reranker_provider, settings.reranker_model, settings.embedding_device),
+        store=store,
+        llm=make_llm(settings),
+    )
+
+
+_lock = threading.Lock()
+_resources: Resources | None = None
+
+
+def get_resources() -> Resources:
+    """Return the process-wide resources, building them on first use."""
+    global _resources
+    with _lock:
+        if _resources is None:
+            _resources = build_resources(get_settings())
+        return _resources
+
+
+def set_resources(resources: Resources | None) -> None:
+    """Install (or clear, with ``None``) the process-wide resources: tests and notebooks."""
+    global _resources
+    with _lock:
+        _resources = resources

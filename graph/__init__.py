@@ -1,0 +1,1 @@
+"""The shop assistant's LangGraph: guard → expand → retrieve → rerank → prompt → generate."""

@@ -1,0 +1,31 @@
+"""Builds and compiles the graph; ``graph`` is what LangGraph Studio and the server load."""
+
+from __future__ import annotations
+
+from langgraph.graph import END, START, StateGraph
+
+from graph import nodes
+from graph.context import Context
+from graph.state import InputState, OutputState, State
+
+
+def build_graph() -> StateGraph[State, Context, InputState, OutputState]:
+    """Wire guard → expand → retrieve → rerank → prompt → generate."""
+    builder = StateGraph(State, input_schema=InputState, output_schema=OutputState, context_schema=Context)
+    builder.add_node("guard", nodes.guard)
+    builder.add_node("expand", nodes.expand)
+    builder.add_node("retrieve", nodes.retrieve)
+    builder.add_node("rerank", nodes.rerank)
+    builder.add_node("prompt", nodes.prompt)
+    builder.add_node("generate", nodes.generate)
+    builder.add_edge(START, "guard")
+    builder.add_conditional_edges("guard", nodes.route_after_guard, ["expand", END])
+    builder.add_edge("expand", "retrieve")
+    builder.add_edge("retrieve", "rerank")
+    builder.add_edge("rerank", "prompt")
+    builder.add_conditional_edges("prompt", nodes.route_after_prompt, ["generate", END])
+    builder.add_edge("generate", END)
+    return builder
+
+
+graph = build_graph().compile(name="shop-assistant")

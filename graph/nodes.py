@@ -1,0 +1,136 @@
+"""Graph nodes. Each is ``async def node(state, runtime) -> dict`` returning only what it changes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Literal
+
+from langchain_core.messages import HumanMessage, SystemMessage
+from langgraph.runtime import Runtime
+
+from chains import prompts
+from chains.context import format_context
+from chains.expansion import expand as expand_question
+from chains.language import detect_language
+from core.fusion import reciprocal_rank_fusion
+from core.resources import get_resources
+from graph.context import Context
+from graph.state import Source, State
+from guards.input import check_question
+
+logger = logging.getLogger(__name__)
+
+MAX_CITED_SOURCES = 3
+
+
+def _ctx(runtime: Runtime[Context] | None) -> Context:
+    ctx = runtime.context if runtime is not None else None
+    return ctx if ctx is not None else Context()
+
+
+async def guard(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Sanitise the question and refuse injection attempts with the fixed refusal."""
+    verdict = check_question(state["question"], _ctx(runtime).max_question_chars)
+    language = detect_language(verdict.question)
+    if verdict.decision == "refuse":
+        refusal = prompts.REFUSAL_EN if language == "en" else prompts.REFUSAL_NL
+        return {
+            "question": verdict.question,
+            "language": language,
+            "refused": True,
+            "answer": refusal,
+            "sources": [],
+            "guard_reasons": verdict.reasons,
+        }
+    return {"question": verdict.question, "language": language, "refused": False, "guard_reasons": []}
+
+
+def route_after_guard(state: State) -> Literal["expand", "__end__"]:
+    """Refused questions end here."""
+    return "__end__" if state.get("refused") else "expand"
+
+
+async def expand(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Add query variants to retrieve with."""
+    if not _ctx(runtime).expand_queries:
+        return {"queries": [state["question"]]}
+    return {"queries": expand_question(state["question"])}
+
+
+async def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Dense retrieval for every query, fused with reciprocal rank fusion."""
+    res = get_resources()
+    k = _ctx(runtime).retrieve_k
+    queries = state.get("queries") or [state["question"]]
+
+    def _search() -> list[list[Any]]:
+        vectors = res.embedder.embed_queries(queries)
+        return [res.store.search(v, k) for v in vectors]
+
+    rankings = await asyncio.to_thread(_search)
+    fused = reciprocal_rank_fusion(rankings)[:k]
+    candidates = [
+        {
+            "chunk_id": hit.chunk_id,
+            "doc_id": hit.doc_id,
+            "title": hit.title,
+            "text": hit.text,
+            "score": hit.score,
+            "rrf": rrf,
+        }
+        for hit, rrf in fused
+    ]
+    return {"candidates": candidates}
+
+
+async def rerank(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Re-score the candidates and keep the best ``rerank_top_n`` above ``min_relevance``."""
+    ctx = _ctx(runtime)
+    candidates = state.get("candidates") or []
+    if not candidates:
+        return {"chunks": []}
+    reranker = get_resources().reranker
+    scores = await asyncio.to_thread(
+        reranker.score, state["question"], [c["text"] for c in candidates], [c["score"] for c in candidates]
+    )
+    ranked = sorted(
+        ({**c, "rerank_score": s} for c, s in zip(candidates, scores, strict=True)),
+        key=lambda c: -c["rerank_score"],
+    )
+    kept = [c for c in ranked if c["score"] >= ctx.min_relevance][: ctx.rerank_top_n]
+    return {"chunks": kept}
+
+
+def cited_sources(chunks: list[dict[str, Any]], limit: int = MAX_CITED_SOURCES) -> list[Source]:
+    """Unique documents of the chunks, in rank order."""
+    seen: dict[str, Source] = {}
+    for c in chunks:
+        if c["doc_id"] not in seen:
+            seen[c["doc_id"]] = Source(id=c["doc_id"], title=c["title"])
+    return list(seen.values())[:limit]
+
+
+async def prompt(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Build the messages: instructions in the system turn, documents in a delimited user block."""
+    chunks = state.get("chunks") or []
+    english = state.get("language") == "en"
+    if not chunks:
+        answer = prompts.NO_CONTEXT_ANSWER_EN if english else prompts.NO_CONTEXT_ANSWER_NL
+        return {"answer": answer, "sources": [], "messages": []}
+    system = prompts.SYSTEM_PROMPT_EN if english else prompts.SYSTEM_PROMPT_NL
+    template = prompts.USER_TEMPLATE_EN if english else prompts.USER_TEMPLATE_NL
+    user = template.format(context=format_context(chunks), question=state["question"])
+    return {"messages": [SystemMessage(system), HumanMessage(user)], "sources": cited_sources(chunks)}
+
+
+def route_after_prompt(state: State) -> Literal["generate", "__end__"]:
+    """Without context there is nothing to generate from."""
+    return "generate" if state.get("messages") else "__end__"
+
+
+async def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Call the LLM (OpenAI-compatible server) with the prepared messages."""
+    message = await get_resources().llm.ainvoke(state["messages"])
+    answer = str(message.content).strip()
+    return {"answer": answer}

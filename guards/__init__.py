@@ -1,0 +1,1 @@
+"""Guards: input sanitising and injection rules (deepened by the security layer)."""

@@ -1,0 +1,1 @@
+"""Ingestion of the shop's documents into the vector index."""

@@ -1,0 +1,141 @@
+"""FastAPI + LangServe app: the public ``/rag`` mount, the admin debug mount, health checks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import openai
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from langserve import add_routes
+
+from api.assistant import assistant
+from api.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from api.security import require_admin
+from core.resources import get_resources
+from core.settings import get_settings
+from graph.builder import graph
+
+logger = logging.getLogger(__name__)
+READY_TIMEOUT_S = 2.0
+
+
+async def server_config(config: dict[str, Any], request: Request) -> dict[str, Any]:
+    """Per-request config set by the server; callers cannot send their own ``configurable``."""
+    request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex
+    config["metadata"] = {**config.get("metadata", {}), "request_id": request_id}
+    config["configurable"] = {"thread_id": f"req-{request_id}"}
+    config["run_name"] = "shop-assistant"
+    return config
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Validate settings and build the heavy clients once, before the first request."""
+    settings = get_settings()
+    await asyncio.to_thread(get_resources)
+    app.state.http = httpx.AsyncClient(timeout=READY_TIMEOUT_S)
+    logger.info("ready: llm=%s model=%s", settings.llm_base_url, settings.llm_model)
+    try:
+        yield
+    finally:
+        await app.state.http.aclose()
+
+
+def _error(
+    status: int, message: str, detail: object | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body: dict[str, object] = {"error": message}
+    if detail is not None:
+        body["detail"] = detail
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def create_app() -> FastAPI:
+    """Build the application."""
+    settings = get_settings()
+    app = FastAPI(
+        title="Kattenhuis shop assistant",
+        version="0.1.0",
+        description="Answers shoppers' questions from the shop's own documents, with sources.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", [])), "msg": e.get("msg", str(e))} if isinstance(e, dict) else {"msg": str(e)}
+            for e in exc.errors()
+        ]
+        return _error(422, "invalid request", errors)
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(openai.APIError)
+    async def _llm_down(request: Request, exc: openai.APIError) -> JSONResponse:
+        logger.error("LLM backend error: %s", type(exc).__name__)
+        return _error(
+            503, "the assistant is temporarily unavailable, please try again shortly", headers={"Retry-After": "10"}
+        )
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error")
+        return _error(500, "internal error", {"request_id": getattr(request.state, "request_id", None)})
+
+    @app.get("/health", tags=["ops"])
+    async def health() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["ops"])
+    async def ready(request: Request) -> JSONResponse:
+        """The LLM server answers and the index holds chunks."""
+        checks: dict[str, str] = {}
+        try:
+            resp = await request.app.state.http.get(settings.llm_base_url.rstrip("/") + "/models")
+            checks["llm"] = "ok" if resp.status_code == 200 else f"status {resp.status_code}"
+        except httpx.HTTPError as exc:
+            checks["llm"] = f"unreachable ({type(exc).__name__})"
+        count = await asyncio.to_thread(get_resources().store.count)
+        checks["index"] = f"ok ({count} chunks)" if count else "empty"
+        ok = checks["llm"] == "ok" and count > 0
+        return JSONResponse(
+            {"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503
+        )
+
+    add_routes(
+        app,
+        assistant,
+        path="/rag",
+        enabled_endpoints=["invoke", "stream"],
+        config_keys=[],
+        per_req_config_modifier=server_config,
+    )
+    add_routes(
+        app,
+        graph,
+        path="/admin/rag",
+        per_req_config_modifier=server_config,
+        dependencies=[Depends(require_admin)],
+    )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"]
+        )
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+app = create_app()

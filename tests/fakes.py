@@ -1,0 +1,122 @@
+"""Scripted fakes for unit tests: a deterministic embedder and resources around a fake LLM."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import chromadb
+import numpy as np
+from chromadb.config import Settings as ChromaSettings
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+
+from core.reranker import LexicalReranker
+from core.resources import Resources
+from core.vectorstore import VectorStore
+from ingest.pipeline import ingest
+
+DIM = 256
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+class HashEmbedder:
+    """Bag-of-words hashed into a fixed vector: deterministic, fast, and similarity-preserving."""
+
+    name = "test-hash-embedder"
+
+    def _vec(self, text: str) -> np.ndarray:
+        v = np.zeros(DIM, dtype=np.float32)
+        for w in _WORD.findall(text.lower()):
+            v[int(hashlib.md5(w.encode()).hexdigest(), 16) % DIM] += 1.0
+        n = np.linalg.norm(v)
+        return v / n if n else v
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return np.stack([self._vec(t) for t in texts])
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return np.stack([self._vec(t) for t in texts])
+
+    def token_length(self, text: str) -> int:
+        return len(text.split())
+
+
+CATALOGUE = {
+    "products/autobox.md": """---
+id: purrclean-autobox-9
+title: PurrClean AutoBox 9 zelfreinigende kattenbak
+doc_type: product
+sku: KH-LB-1001
+name: PurrClean AutoBox 9
+category: kattenbakken
+brand: PurrClean
+price_eur: 249.95
+capacity_l: 9
+---
+De zelfreinigende kattenbak met een afvalbak van 9 liter. De afvalbak hoeft maar eens per week geleegd.
+""",
+    "products/cave40.md": """---
+id: catcave-classic-40
+title: CatCave Classic 40
+doc_type: product
+sku: KH-LB-2040
+name: CatCave Classic 40
+category: kattenbakken
+brand: CatCave
+price_eur: 39.95
+capacity_l: 40
+---
+Overdekte kattenbak met een inhoud van 40 liter en een koolstoffilter.
+""",
+    "policies/verzending.md": """---
+id: verzending
+title: Verzending en levering
+doc_type: policy
+---
+Verzending kost 4,95 euro. Boven 49 euro is de verzending gratis.
+Levering binnen 1 tot 2 werkdagen in Nederland en België.
+""",
+    "policies/retourneren.md": """---
+id: retourneren
+title: Retourneren
+doc_type: policy
+---
+Je kunt producten binnen 30 dagen retourneren. Geopend voer kan niet retour.
+""",
+}
+
+
+def write_catalogue(root: Path, docs: dict[str, str] | None = None) -> Path:
+    """Write the small test catalogue under ``root``."""
+    for rel, text in (docs or CATALOGUE).items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return root
+
+
+def ephemeral_store(embedder: HashEmbedder, name: str | None = None) -> VectorStore:
+    """A fresh in-memory Chroma collection."""
+    name = name or f"test-{uuid.uuid4().hex[:12]}"
+    client = chromadb.EphemeralClient(settings=ChromaSettings(anonymized_telemetry=False, allow_reset=True))
+    with contextlib.suppress(Exception):
+        client.delete_collection(name)
+    return VectorStore(client, name, embedder.name, create=True)
+
+
+def fake_llm(*answers: str) -> GenericFakeChatModel:
+    """A chat model that replies with ``answers`` in order (streamed word by word)."""
+    return GenericFakeChatModel(messages=iter([AIMessage(a) for a in answers]))
+
+
+def fake_resources(tmp_path: Path, *answers: str) -> Resources:
+    """Resources over the test catalogue with a scripted LLM."""
+    embedder = HashEmbedder()
+    store = ephemeral_store(embedder)
+    ingest(write_catalogue(tmp_path / "catalogue"), store, embedder, chunk_tokens=200, overlap_tokens=20)
+    return Resources(embedder=embedder, reranker=LexicalReranker(), store=store, llm=fake_llm(*answers))

@@ -1,0 +1,115 @@
+"""Integration fixtures: the real vLLM (CPU) server, a real Chroma index, the real API process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+E5_DIR = ROOT / ".cache" / "models" / "multilingual-e5-small"
+VLLM_URL = f"http://127.0.0.1:{os.environ.get('VLLM_PORT', '8001')}/v1"
+ADMIN_TOKEN = "integration-admin-token-0123456789"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/integration is an integration test."""
+    for item in items:
+        if "tests/integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _llmctl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", "deploy/llm/llmctl.sh", *args], cwd=ROOT, text=True, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def vllm_server() -> Iterator[str]:
+    """The real vLLM CPU server; started here (and stopped afterwards) unless already up."""
+    was_up = _llmctl("status").returncode == 0 and _models_ok(VLLM_URL)
+    if not was_up:
+        started = _llmctl("start", "vllm")
+        assert started.returncode == 0, f"vLLM did not start:\n{started.stdout}\n{started.stderr}"
+    yield VLLM_URL
+    if not was_up:
+        _llmctl("stop", "vllm")
+
+
+def _models_ok(url: str) -> bool:
+    try:
+        return httpx.get(url + "/models", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def e5_dir() -> Path:
+    """The prepared multilingual-e5-small folder (``make models`` builds it)."""
+    assert (E5_DIR / ".complete").exists(), f"{E5_DIR} is not prepared: run `make models`"
+    return E5_DIR
+
+
+@pytest.fixture(scope="session")
+def indexed_chroma(tmp_path_factory: pytest.TempPathFactory, e5_dir: Path) -> Path:
+    """The demo catalogue ingested with the real embedder into a fresh persistent Chroma."""
+    path = tmp_path_factory.mktemp("chroma")
+    env = {**os.environ, "CHROMA_PATH": str(path), "EMBEDDING_MODEL": str(e5_dir)}
+    run = subprocess.run([sys.executable, "-m", "ingest"], cwd=ROOT, env=env, text=True, capture_output=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "added 21" in run.stdout, run.stdout
+    return path
+
+
+@pytest.fixture(scope="session")
+def api_server(vllm_server: str, indexed_chroma: Path, e5_dir: Path, tmp_path_factory) -> Iterator[str]:
+    """The API as a real uvicorn process on a free loopback port."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("api") / "api.log"
+    env = {
+        **os.environ,
+        "CHROMA_PATH": str(indexed_chroma),
+        "EMBEDDING_MODEL": str(e5_dir),
+        "LLM_BASE_URL": vllm_server,
+        "ADMIN_TOKEN": ADMIN_TOKEN,
+    }
+    with log.open("w") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "server:app", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"API exited during start-up:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(base + "/ready", timeout=5).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    else:
+        proc.terminate()
+        pytest.fail(f"API not ready after 180 s:\n{log.read_text()[-3000:]}")
+    yield base
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()

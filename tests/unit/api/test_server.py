@@ -1,0 +1,186 @@
+"""The HTTP API with a scripted LLM: answers, streaming, admin mount, and clear 4xx errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from core.resources import set_resources
+from fakes import fake_resources
+
+QUESTION = "Hoeveel liter is de afvalbak van de zelfreinigende kattenbak?"
+TOKEN = "test-admin-token-123"
+
+
+def sse_events(body: str) -> list[tuple[str, object]]:
+    """Parse a server-sent-events body into (event, decoded data) pairs."""
+    out = []
+    for block in body.replace("\r\n", "\n").split("\n\n"):
+        event, data = "message", []
+        for line in block.splitlines():
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].strip())
+        if data:
+            out.append((event, json.loads("\n".join(data)) if data[0] else None))
+    return out
+
+
+@pytest.fixture
+def client(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADMIN_TOKEN", TOKEN)
+    monkeypatch.setenv("LLM_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens: /ready must say so
+    from core.settings import get_settings
+
+    get_settings.cache_clear()
+    set_resources(fake_resources(tmp_path, "De afvalbak is 9 liter.", "De afvalbak is 9 liter."))
+    import server
+
+    with TestClient(server.create_app()) as c:
+        yield c
+
+
+def test_invoke_returns_answer_and_sources(client):
+    r = client.post("/rag/invoke", json={"input": {"question": QUESTION}})
+    assert r.status_code == 200, r.text
+    out = r.json()["output"]
+    assert out["answer"] == "De afvalbak is 9 liter."
+    assert out["sources"][0] == {"id": "purrclean-autobox-9", "title": "PurrClean AutoBox 9 zelfreinigende kattenbak"}
+    assert out["refused"] is False
+    assert r.headers["x-request-id"]
+
+
+def test_stream_sends_sources_then_tokens(client):
+    with client.stream("POST", "/rag/stream", json={"input": {"question": QUESTION}}) as r:
+        assert r.status_code == 200
+        body = "".join(r.iter_text())
+    data = [payload for event, payload in sse_events(body) if event == "data"]
+    assert "sources" in data[0]
+    tokens = [e["answer"] for e in data if "answer" in e]
+    assert len(tokens) > 1, "the answer must arrive in several chunks"
+    assert "".join(tokens) == "De afvalbak is 9 liter."
+    assert "event: end" in body
+
+
+def test_public_mount_exposes_only_invoke_and_stream(client):
+    for path in ("/rag/batch", "/rag/stream_log", "/rag/stream_events"):
+        assert client.post(path, json={"inputs": []}).status_code == 404, path
+    assert client.get("/rag/playground/").status_code == 404
+
+
+def test_caller_config_is_ignored_and_server_sets_thread(client, monkeypatch):
+    import api.assistant
+
+    seen = []
+    real = api.assistant.graph.astream
+
+    def spy(inp, config=None, **kw):
+        seen.append(config)
+        return real(inp, config, **kw)
+
+    monkeypatch.setattr(api.assistant.graph, "astream", spy)
+    r = client.post(
+        "/rag/invoke",
+        json={"input": {"question": QUESTION}, "config": {"configurable": {"thread_id": "someone-else"}}},
+        headers={"X-Request-ID": "req-abcdef123456"},
+    )
+    assert r.status_code == 200, r.text
+    assert seen[0]["configurable"]["thread_id"] == "req-req-abcdef123456"
+    assert seen[0]["metadata"]["request_id"] == "req-abcdef123456"
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({}, 422),
+        ({"input": {}}, 422),
+        ({"input": {"question": 42}}, 422),
+        ({"input": {"question": ["a"]}}, 422),
+        ({"input": {"question": ""}}, 422),
+        ({"input": {"question": "   \u200b\u200b  "}}, 422),
+        ({"input": {"question": "x" * 2001}}, 422),
+        ({"input": {"question": "x", "extra": 1}}, 422),
+    ],
+)
+def test_bad_requests_get_clear_json_4xx(client, body, status):
+    r = client.post("/rag/invoke", json=body)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    assert r.json()["error"]
+
+
+def test_invalid_json_is_422(client):
+    r = client.post("/rag/invoke", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    assert r.json()["error"]
+
+
+def test_one_megabyte_question_is_413(client):
+    big = json.dumps({"input": {"question": "a" * 1_000_000}})
+    r = client.post("/rag/invoke", content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    assert "too large" in r.json()["error"]
+
+
+def test_admin_mount_requires_token(client):
+    assert client.post("/admin/rag/invoke", json={"input": {"question": QUESTION}}).status_code == 401
+    bad = client.post(
+        "/admin/rag/invoke", json={"input": {"question": QUESTION}}, headers={"Authorization": "Bearer nope"}
+    )
+    assert bad.status_code == 401
+    ok = client.post(
+        "/admin/rag/invoke", json={"input": {"question": QUESTION}}, headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["output"]["answer"] == "De afvalbak is 9 liter."
+
+
+def test_playground_loads_with_basic_auth(client):
+    r = client.get("/admin/rag/playground/index.html", auth=("admin", TOKEN))
+    assert r.status_code == 200
+    assert "<html" in r.text.lower()
+    assert client.get("/admin/rag/playground/index.html").status_code == 401
+
+
+def test_admin_disabled_without_token(tmp_path, monkeypatch):
+    monkeypatch.delenv("ADMIN_TOKEN", raising=False)
+    from core.settings import get_settings
+
+    get_settings.cache_clear()
+    set_resources(fake_resources(tmp_path))
+    import server
+
+    with TestClient(server.create_app()) as c:
+        r = c.post("/admin/rag/invoke", json={"input": {"question": QUESTION}}, headers={"Authorization": "Bearer x"})
+    assert r.status_code == 403
+
+
+def test_health_and_ready(client):
+    assert client.get("/health").json() == {"status": "ok"}
+    r = client.get("/ready")
+    assert r.status_code == 503
+    assert r.json()["checks"]["llm"].startswith("unreachable")
+    assert r.json()["checks"]["index"].startswith("ok")
+
+
+def test_llm_down_is_503_not_500(tmp_path, monkeypatch):
+    import openai
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+
+    class DownLLM(GenericFakeChatModel):
+        async def _astream(self, *a, **k):  # type: ignore[override]
+            raise openai.APIConnectionError(request=__import__("httpx").Request("POST", "http://x"))
+            yield  # pragma: no cover
+
+    res = fake_resources(tmp_path)
+    res.llm = DownLLM(messages=iter([]))
+    set_resources(res)
+    import server
+
+    with TestClient(server.create_app()) as c:
+        r = c.post("/rag/invoke", json={"input": {"question": QUESTION}})
+    assert r.status_code == 503
+    assert "temporarily unavailable" in r.json()["error"]
