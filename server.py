@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,15 +18,27 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from langserve import add_routes
 
+from api.admin import router as admin_router
 from api.assistant import assistant
+from api.gate import EmergencyStop, SecurityGate
 from api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from api.security import require_admin
 from core.resources import get_resources
-from core.settings import get_settings
+from core.settings import Settings, get_settings
 from graph.builder import graph
+from guards.audit import AuditLog
+from guards.ratelimit import RateLimiter
 
 logger = logging.getLogger(__name__)
 READY_TIMEOUT_S = 2.0
+LIMITED_PREFIXES = ("/rag/", "/api/", "/v1/")
+
+
+def _audit_key(settings: Settings) -> bytes:
+    if settings.audit_hmac_key is not None and settings.audit_hmac_key.get_secret_value():
+        return settings.audit_hmac_key.get_secret_value().encode()
+    logger.warning("AUDIT_HMAC_KEY is not set: using a random per-process key (IP hashes change on restart)")
+    return secrets.token_bytes(32)
 
 
 async def server_config(config: dict[str, Any], request: Request) -> dict[str, Any]:
@@ -48,6 +61,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await app.state.http.aclose()
+        app.state.audit.close()
 
 
 def _error(
@@ -114,6 +128,7 @@ def create_app() -> FastAPI:
             {"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503
         )
 
+    app.include_router(admin_router)
     add_routes(
         app,
         assistant,
@@ -129,11 +144,35 @@ def create_app() -> FastAPI:
         per_req_config_modifier=server_config,
         dependencies=[Depends(require_admin)],
     )
+    # Middleware runs outermost-last: request id → security gate → CORS → body limit → app.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"]
         )
+    app.state.estop = EmergencyStop(settings.emergency_stop_file)
+    app.state.audit = AuditLog(
+        settings.audit_log_path,
+        _audit_key(settings),
+        max_bytes=settings.audit_max_bytes,
+        backups=settings.audit_backups,
+    )
+    app.state.limiter = RateLimiter(
+        per_minute=settings.rate_limit_per_minute,
+        per_hour=settings.rate_limit_per_hour,
+        redis_url=settings.redis_url,
+        strikes_before_backoff=settings.backoff_strikes,
+        backoff_base_s=settings.backoff_base_s,
+        backoff_max_s=settings.backoff_max_s,
+    )
+    app.add_middleware(
+        SecurityGate,
+        limiter=app.state.limiter,
+        audit=app.state.audit,
+        estop=app.state.estop,
+        limited_prefixes=LIMITED_PREFIXES,
+        trusted_proxies=settings.trusted_proxies,
+    )
     app.add_middleware(RequestIdMiddleware)
     return app
 

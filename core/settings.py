@@ -54,6 +54,20 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     cors_origins: list[str] = Field(default_factory=list)
 
+    # --- Security: rate limits, audit log, emergency stop ---
+    rate_limit_per_minute: int = Field(default=10, ge=1)
+    rate_limit_per_hour: int = Field(default=100, ge=1)
+    redis_url: str | None = None
+    trusted_proxies: list[str] = Field(default_factory=list)
+    backoff_strikes: int = Field(default=3, ge=1)
+    backoff_base_s: int = Field(default=30, ge=1)
+    backoff_max_s: int = Field(default=3600, ge=1)
+    audit_log_path: Path = ROOT / "var" / "log" / "audit.jsonl"
+    audit_hmac_key: SecretStr | None = None
+    audit_max_bytes: int = Field(default=10_000_000, ge=10_000)
+    audit_backups: int = Field(default=10, ge=1)
+    emergency_stop_file: Path = ROOT / "var" / "EMERGENCY_STOP"
+
     @field_validator("chunk_overlap_tokens")
     @classmethod
     def _overlap_below_size(cls, v: int, info) -> int:  # type: ignore[no-untyped-def]

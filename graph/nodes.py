@@ -13,6 +13,7 @@ from chains import prompts
 from chains.context import format_context
 from chains.expansion import expand as expand_question
 from chains.language import detect_language
+from core import requestctx
 from core.fusion import reciprocal_rank_fusion
 from core.resources import get_resources
 from graph.context import Context
@@ -33,6 +34,7 @@ async def guard(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Sanitise the question and refuse injection attempts with the fixed refusal."""
     verdict = check_question(state["question"], _ctx(runtime).max_question_chars)
     language = detect_language(verdict.question)
+    requestctx.annotate(guard={"decision": verdict.decision, "reasons": verdict.reasons}, language=language)
     if verdict.decision == "refuse":
         refusal = prompts.REFUSAL_EN if language == "en" else prompts.REFUSAL_NL
         return {
@@ -99,6 +101,7 @@ async def rerank(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         key=lambda c: -c["rerank_score"],
     )
     kept = [c for c in ranked if c["score"] >= ctx.min_relevance][: ctx.rerank_top_n]
+    requestctx.annotate(retrieved=[c["doc_id"] for c in kept], top_score=round(kept[0]["score"], 4) if kept else None)
     return {"chunks": kept}
 
 
@@ -131,6 +134,12 @@ def route_after_prompt(state: State) -> Literal["generate", "__end__"]:
 
 async def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Call the LLM (OpenAI-compatible server) with the prepared messages."""
-    message = await get_resources().llm.ainvoke(state["messages"])
+    llm = get_resources().llm
+    message = await llm.ainvoke(state["messages"])
     answer = str(message.content).strip()
+    usage = getattr(message, "usage_metadata", None) or {}
+    requestctx.annotate(
+        backend=getattr(llm, "model_name", type(llm).__name__),
+        tokens={"prompt": usage.get("input_tokens"), "completion": usage.get("output_tokens")},
+    )
     return {"answer": answer}

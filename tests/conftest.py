@@ -17,11 +17,14 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 
 @pytest.fixture(autouse=True)
-def _clean_resources():
-    """No test leaks its resources or cached settings into the next one."""
+def _clean_resources(tmp_path, monkeypatch):
+    """No test leaks resources, cached settings, audit lines or stop flags into the next one."""
     from core.resources import set_resources
     from core.settings import get_settings
 
+    monkeypatch.setenv("AUDIT_LOG_PATH", str(tmp_path / "audit" / "audit.jsonl"))
+    monkeypatch.setenv("EMERGENCY_STOP_FILE", str(tmp_path / "EMERGENCY_STOP"))
+    get_settings.cache_clear()
     yield
     set_resources(None)
     get_settings.cache_clear()

@@ -18,6 +18,10 @@ E5_DIR = ROOT / ".cache" / "models" / "multilingual-e5-small"
 VLLM_URL = f"http://127.0.0.1:{os.environ.get('VLLM_PORT', '8001')}/v1"
 ADMIN_TOKEN = "integration-admin-token-0123456789"
 
+# Reuse the folder `make models` prepared instead of converting again into a temp dir.
+if (E5_DIR / ".complete").exists():
+    os.environ.setdefault("E5_MODEL_DIR", str(E5_DIR))
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Everything under tests/integration is an integration test."""
@@ -84,7 +88,13 @@ def api_server(vllm_server: str, indexed_chroma: Path, e5_dir: Path, tmp_path_fa
         "EMBEDDING_MODEL": str(e5_dir),
         "LLM_BASE_URL": vllm_server,
         "ADMIN_TOKEN": ADMIN_TOKEN,
+        "AUDIT_LOG_PATH": str(log.parent / "audit.jsonl"),
+        "EMERGENCY_STOP_FILE": str(log.parent / "EMERGENCY_STOP"),
+        # Test profile: the suite sends more than a shopper would; the defaults are tested in tests/unit/security.
+        "RATE_LIMIT_PER_MINUTE": "10000",
+        "RATE_LIMIT_PER_HOUR": "100000",
     }
+    print("integration profile: rate limits raised to 10000/minute, 100000/hour for the API under test")
     with log.open("w") as fh:
         proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "server:app", "--host", "127.0.0.1", "--port", str(port)],
