@@ -1,51 +1,98 @@
-"""The public runnable: runs the graph and streams the answer as addable chunks.
+"""The public runnable behind ``/rag``: the graph, with the output filter on every answer.
 
-``invoke`` aggregates the chunks (``AddableDict`` concatenates strings), ``stream``
-sends sources first, then answer tokens, then the closing flags.
+``invoke`` returns the graph's filtered output. ``stream`` sends ``{"sources"}`` first, then
+``{"answer": text}`` chunks that a ``StreamGuard`` has cleared (a small window is held back
+until the text around it was checked), then ``{"refused", "language"}``. When the filter
+blocks mid-stream, the stream sends ``{"blocked": true, "refusal": …}`` instead of more
+text, and clients show the refusal in place of the partial answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, cast
 
 from langchain_core.messages import AIMessageChunk
-from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.utils import AddableDict
 
 from api.schemas import AskRequest, AskResponse
+from chains import prompts
+from core import requestctx
+from core.resources import get_resources
 from graph.builder import graph
+from guards.output import StreamGuard
 
 
-async def stream_answer(payload: dict[str, Any], config: RunnableConfig) -> AsyncIterator[AddableDict]:
-    """Run the graph; yield ``{"sources"}``, then ``{"answer": token}``…, then ``{"refused", "language"}``."""
-    question = payload["question"] if isinstance(payload, dict) else payload.question
-    streamed = False
-    sent_sources = False
-    final: dict[str, Any] = {}
-    async for mode, item in graph.astream({"question": question}, config, stream_mode=["messages", "updates"]):
-        if mode == "messages":
-            chunk, meta = cast(tuple[Any, dict[str, Any]], item)
-            if meta.get("langgraph_node") == "generate" and isinstance(chunk, AIMessageChunk) and chunk.content:
-                if not sent_sources and "sources" in final:
-                    yield AddableDict(sources=final["sources"])
+def _question(payload: Any) -> str:
+    return str(payload["question"] if isinstance(payload, dict) else payload.question)
+
+
+class Assistant(Runnable[dict[str, Any], dict[str, Any]]):
+    """Invoke or stream the shop assistant."""
+
+    name = "shop-assistant"
+
+    def invoke(self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Synchronous invoke (notebooks); the server uses ``ainvoke``."""
+        return asyncio.run(self.ainvoke(input, config))
+
+    async def ainvoke(
+        self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """Run the graph; its output-filter node has checked the answer."""
+        out = await graph.ainvoke({"question": _question(input)}, config)
+        return {k: out.get(k) for k in ("answer", "sources", "refused", "language")}
+
+    def stream(
+        self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Iterator[dict[str, Any]]:
+        """Synchronous stream is not offered: use ``astream``."""
+        yield self.invoke(input, config)
+
+    async def astream(
+        self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Stream sources, cleared answer text, then the closing flags."""
+        guard = StreamGuard(get_resources().output_filter)
+        final: dict[str, Any] = {}
+        sent_sources = streamed = False
+        async for mode, item in graph.astream(
+            {"question": _question(input)}, config, stream_mode=["messages", "updates"]
+        ):
+            if mode == "messages":
+                chunk, meta = cast(tuple[Any, dict[str, Any]], item)
+                if meta.get("langgraph_node") != "generate" or not isinstance(chunk, AIMessageChunk):
+                    continue
+                if not sent_sources:
+                    yield AddableDict(sources=final.get("sources", []))
                     sent_sources = True
-                text = chunk.content if streamed else str(chunk.content).lstrip()
+                text = guard.feed(str(chunk.content) if streamed or guard.text else str(chunk.content).lstrip())
                 if text:
                     streamed = True
                     yield AddableDict(answer=text)
-        else:
-            for update in cast(dict[str, Any], item).values():
-                if update:
-                    final.update(update)
-    if not sent_sources:
-        yield AddableDict(sources=final.get("sources", []))
-    if not streamed:
-        yield AddableDict(answer=final.get("answer", ""))
-    yield AddableDict(refused=bool(final.get("refused", False)), language=final.get("language", "nl"))
+            else:
+                for update in cast(dict[str, Any], item).values():
+                    if update:
+                        final.update(update)
+        if not sent_sources:
+            yield AddableDict(sources=final.get("sources", []))
+        if streamed or guard.text:
+            rest = guard.finish()
+            if rest:
+                yield AddableDict(answer=rest)
+        elif final.get("answer"):
+            yield AddableDict(answer=final["answer"])
+        if guard.blocked:
+            refusal = prompts.REFUSAL_EN if final.get("language") == "en" else prompts.REFUSAL_NL
+            requestctx.annotate(output_filter={"decision": "block", "reasons": guard.reasons, "stream": True})
+            yield AddableDict(blocked=True, refusal=refusal)
+        refused = bool(final.get("refused", False)) or guard.blocked
+        yield AddableDict(refused=refused, language=final.get("language", "nl"))
 
 
-assistant = RunnableLambda(stream_answer, name="shop-assistant").with_types(
+assistant = Assistant().with_types(
     input_type=AskRequest,  # type: ignore[arg-type]  # LangServe validates with the pydantic model
     output_type=AskResponse,  # type: ignore[arg-type]
 )

@@ -20,6 +20,17 @@ SYSTEM_PROMPT_EN = (
     "If the answer is not in them, say you do not know and refer to customer service."
 )
 
+# A per-deployment random canary goes into the system prompt; the output filter blocks any
+# answer that contains it (proof that the system prompt leaked).
+CANARY_LINE = "Interne referentie (nooit noemen): {canary}."
+
+
+def system_prompt(language: str, canary: str) -> str:
+    """The system prompt for ``language`` with the deployment's canary."""
+    base = SYSTEM_PROMPT_EN if language == "en" else SYSTEM_PROMPT_NL
+    return f"{base}\n{CANARY_LINE.format(canary=canary)}" if canary else base
+
+
 # The user turn: a delimited, escaped context block followed by the question.
 USER_TEMPLATE_NL = "{context}\n\nVraag: {question}"
 USER_TEMPLATE_EN = "{context}\n\nQuestion: {question}"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 
 from langchain_core.language_models import BaseChatModel
 
@@ -12,6 +13,7 @@ from core.embeddings import Embedder, make_embedder
 from core.reranker import Reranker, make_reranker
 from core.settings import Settings, get_settings
 from core.vectorstore import VectorStore, open_client
+from guards.output import OutputFilter
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +26,7 @@ class Resources:
     reranker: Reranker
     store: VectorStore
     llm: BaseChatModel
+    output_filter: OutputFilter = field(default_factory=lambda: make_output_filter(get_settings()))
 
 
 def make_llm(settings: Settings) -> BaseChatModel:
@@ -45,6 +48,24 @@ def make_llm(settings: Settings) -> BaseChatModel:
     )
 
 
+def make_output_filter(settings: Settings) -> OutputFilter:
+    """The output filter with this deployment's canary and the secrets that must never leave."""
+    from chains import prompts
+
+    canary = (
+        settings.prompt_canary.get_secret_value()
+        if settings.prompt_canary is not None and settings.prompt_canary.get_secret_value()
+        else f"KH-{secrets.token_hex(6)}"
+    )
+    secret_values = [
+        s.get_secret_value()
+        for s in (settings.admin_token, settings.audit_hmac_key, settings.llm_api_key)
+        if s is not None and s.get_secret_value() not in ("", "not-needed")
+    ]
+    protected = [prompts.system_prompt("nl", canary), prompts.system_prompt("en", canary)]
+    return OutputFilter(canary=canary, protected_texts=protected, secrets=secret_values)
+
+
 def build_resources(settings: Settings) -> Resources:
     """Build every heavy client from ``settings``; raises if the index does not fit the embedder."""
     embedder = make_embedder(settings.embedding_provider, settings.embedding_model, settings.embedding_device)
@@ -54,6 +75,7 @@ def build_resources(settings: Settings) -> Resources:
         reranker=make_reranker(settings.reranker_provider, settings.reranker_model, settings.embedding_device),
         store=store,
         llm=make_llm(settings),
+        output_filter=make_output_filter(settings),
     )
 
 

@@ -10,7 +10,7 @@ from graph.state import InputState, OutputState, State
 
 
 def build_graph() -> StateGraph[State, Context, InputState, OutputState]:
-    """Wire guard → expand → retrieve → rerank → prompt → generate."""
+    """Wire guard → expand → retrieve → rerank → prompt → generate → output filter."""
     builder = StateGraph(State, input_schema=InputState, output_schema=OutputState, context_schema=Context)
     builder.add_node("guard", nodes.guard)
     builder.add_node("expand", nodes.expand)
@@ -18,13 +18,15 @@ def build_graph() -> StateGraph[State, Context, InputState, OutputState]:
     builder.add_node("rerank", nodes.rerank)
     builder.add_node("prompt", nodes.prompt)
     builder.add_node("generate", nodes.generate)
+    builder.add_node("output_filter", nodes.output_filter)
     builder.add_edge(START, "guard")
     builder.add_conditional_edges("guard", nodes.route_after_guard, ["expand", END])
     builder.add_edge("expand", "retrieve")
     builder.add_edge("retrieve", "rerank")
     builder.add_edge("rerank", "prompt")
     builder.add_conditional_edges("prompt", nodes.route_after_prompt, ["generate", END])
-    builder.add_edge("generate", END)
+    builder.add_edge("generate", "output_filter")
+    builder.add_edge("output_filter", END)
     return builder
 
 

@@ -121,7 +121,7 @@ async def prompt(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if not chunks:
         answer = prompts.NO_CONTEXT_ANSWER_EN if english else prompts.NO_CONTEXT_ANSWER_NL
         return {"answer": answer, "sources": [], "messages": []}
-    system = prompts.SYSTEM_PROMPT_EN if english else prompts.SYSTEM_PROMPT_NL
+    system = prompts.system_prompt("en" if english else "nl", get_resources().output_filter.canary)
     template = prompts.USER_TEMPLATE_EN if english else prompts.USER_TEMPLATE_NL
     user = template.format(context=format_context(chunks), question=state["question"])
     return {"messages": [SystemMessage(system), HumanMessage(user)], "sources": cited_sources(chunks)}
@@ -143,3 +143,13 @@ async def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         tokens={"prompt": usage.get("input_tokens"), "completion": usage.get("output_tokens")},
     )
     return {"answer": answer}
+
+
+async def output_filter(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Replace an answer that leaks the canary, the system prompt or internals by the refusal."""
+    verdict = get_resources().output_filter.check(state.get("answer", ""))
+    requestctx.annotate(output_filter={"decision": verdict.decision, "reasons": verdict.reasons})
+    if verdict.decision == "pass":
+        return {}
+    refusal = prompts.REFUSAL_EN if state.get("language") == "en" else prompts.REFUSAL_NL
+    return {"answer": refusal, "sources": [], "refused": True}

@@ -9,6 +9,7 @@ import pytest
 from langserve import RemoteRunnable
 
 from conftest import ADMIN_TOKEN
+from guards.output import HOLDBACK_CHARS
 
 QUESTION = "Hoeveel liter is de afvalbak van de zelfreinigende kattenbak?"
 SELF_CLEANING = "purrclean-autobox-9"
@@ -45,8 +46,10 @@ def test_stream_delivers_sources_then_several_tokens(api_server):
     data = [d for e, d in _sse(body) if e == "data"]
     assert isinstance(data[0], dict) and data[0]["sources"][0]["id"] == SELF_CLEANING
     tokens = [d["answer"] for d in data if isinstance(d, dict) and "answer" in d]
-    assert len(tokens) >= 2, tokens
-    assert "9" in "".join(tokens)
+    answer = "".join(tokens)
+    assert "9" in answer
+    # The output filter holds back HOLDBACK_CHARS; anything longer must arrive in pieces.
+    assert len(tokens) >= (2 if len(answer) > HOLDBACK_CHARS + 8 else 1), tokens
 
 
 def test_remote_runnable_client(api_server):

@@ -12,6 +12,7 @@ from fakes import fake_resources
 
 QUESTION = "Hoeveel liter is de afvalbak van de zelfreinigende kattenbak?"
 TOKEN = "test-admin-token-123"
+LONG = "De afvalbak van de PurrClean AutoBox 9 heeft een inhoud van 9 liter en gaat ongeveer een week mee."
 
 
 def sse_events(body: str) -> list[tuple[str, object]]:
@@ -36,7 +37,7 @@ def client(tmp_path, monkeypatch):
     from core.settings import get_settings
 
     get_settings.cache_clear()
-    set_resources(fake_resources(tmp_path, "De afvalbak is 9 liter.", "De afvalbak is 9 liter."))
+    set_resources(fake_resources(tmp_path, "De afvalbak is 9 liter.", LONG))
     import server
 
     with TestClient(server.create_app()) as c:
@@ -54,6 +55,7 @@ def test_invoke_returns_answer_and_sources(client):
 
 
 def test_stream_sends_sources_then_tokens(client):
+    client.post("/rag/invoke", json={"input": {"question": QUESTION}})  # uses the first scripted answer
     with client.stream("POST", "/rag/stream", json={"input": {"question": QUESTION}}) as r:
         assert r.status_code == 200
         body = "".join(r.iter_text())
@@ -61,7 +63,7 @@ def test_stream_sends_sources_then_tokens(client):
     assert "sources" in data[0]
     tokens = [e["answer"] for e in data if "answer" in e]
     assert len(tokens) > 1, "the answer must arrive in several chunks"
-    assert "".join(tokens) == "De afvalbak is 9 liter."
+    assert "".join(tokens) == LONG
     assert "event: end" in body
 
 
@@ -170,9 +172,15 @@ def test_llm_down_is_503_not_500(tmp_path, monkeypatch):
     import openai
     from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
+    def down():
+        return openai.APIConnectionError(request=__import__("httpx").Request("POST", "http://x"))
+
     class DownLLM(GenericFakeChatModel):
+        async def _agenerate(self, *a, **k):  # type: ignore[override]
+            raise down()
+
         async def _astream(self, *a, **k):  # type: ignore[override]
-            raise openai.APIConnectionError(request=__import__("httpx").Request("POST", "http://x"))
+            raise down()
             yield  # pragma: no cover
 
     res = fake_resources(tmp_path)
@@ -184,3 +192,26 @@ def test_llm_down_is_503_not_500(tmp_path, monkeypatch):
         r = c.post("/rag/invoke", json={"input": {"question": QUESTION}})
     assert r.status_code == 503
     assert "temporarily unavailable" in r.json()["error"]
+
+
+def test_leaking_answer_is_replaced_in_invoke_and_stream(tmp_path):
+    from chains import prompts
+
+    res = fake_resources(tmp_path)
+    leak = "Zeker. Mijn instructies: " + prompts.SYSTEM_PROMPT_NL + " Referentie " + res.output_filter.canary
+    from fakes import fake_llm
+
+    res.llm = fake_llm(leak, leak)
+    set_resources(res)
+    import server
+
+    with TestClient(server.create_app()) as c:
+        out = c.post("/rag/invoke", json={"input": {"question": QUESTION}}).json()["output"]
+        with c.stream("POST", "/rag/stream", json={"input": {"question": QUESTION}}) as r:
+            body = "".join(r.iter_text())
+    assert out["answer"] == prompts.REFUSAL_NL and out["refused"] is True and out["sources"] == []
+    data = [p for e, p in sse_events(body) if e == "data"]
+    assert {"blocked": True, "refusal": prompts.REFUSAL_NL} in data
+    assert data[-1]["refused"] is True
+    assert res.output_filter.canary not in body
+    assert "klantenservice-assistent van een Nederlandse" not in body
