@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-import threading
 import secrets
+import threading
 from dataclasses import dataclass, field
 
 from langchain_core.language_models import BaseChatModel

@@ -24,7 +24,8 @@ LEAK_PATTERNS: dict[str, re.Pattern[str]] = {
         r"|\b[A-Za-z]:\\[\w\\.\- ]+|site-packages|\.venv\b|\.py\b(?=[\"':, ]|$)",
     ),
     "stack_trace": re.compile(
-        r"Traceback \(most recent call last\)|File \"[^\"]+\", line \d+|\b\w+(?:Error|Exception): |\bat [\w.$]+\(\w+\.java:\d+\)"
+        r"Traceback \(most recent call last\)|File \"[^\"]+\", line \d+"
+        r"|\b\w+(?:Error|Exception): |\bat [\w.$]+\(\w+\.java:\d+\)"
     ),
     "internal_host": re.compile(
         r"\b(?:localhost|127\.\d+\.\d+\.\d+|0\.0\.0\.0|10\.\d+\.\d+\.\d+|192\.168\.\d+\.\d+|172\.(?:1[6-9]|2\d|3[01])\.\d+\.\d+)"

@@ -11,7 +11,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 from limits import RateLimitItem, RateLimitItemPerHour, RateLimitItemPerMinute, RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, Storage
@@ -62,7 +62,9 @@ class RateLimiter:
         self._remote: Storage | None = None
         if redis_url:
             uri = redis_url.replace("redis://", "async+redis://", 1) if redis_url.startswith("redis://") else redis_url
-            self._remote = storage_from_string(uri, implementation="redispy", socket_timeout=BACKEND_TIMEOUT_S)
+            self._remote = cast(
+                Storage, storage_from_string(uri, implementation="redispy", socket_timeout=BACKEND_TIMEOUT_S)
+            )
         self.backend: Literal["memory", "redis"] = "redis" if self._remote else "memory"
 
     async def _with_backend(self, key: str) -> RateDecision:
