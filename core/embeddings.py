@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -31,13 +33,28 @@ class Embedder(Protocol):
         """Number of model tokens in ``text`` (for token-measured chunking)."""
 
 
+def model_identity(model: str) -> str:
+    """A stable name for a model: the hub name, or for a local folder its name plus a config hash.
+
+    The index records it, so the same folder under another path still matches.
+    """
+    path = Path(model)
+    if not path.is_dir():
+        return model
+    digest = hashlib.sha256()
+    for name in ("config.json", "modules.json", "tokenizer_config.json"):
+        if (path / name).exists():
+            digest.update((path / name).read_bytes())
+    return f"local:{path.name}@{digest.hexdigest()[:10]}"
+
+
 class SentenceTransformerEmbedder:
     """multilingual-e5 under torch via sentence-transformers (model name or local path)."""
 
     def __init__(self, model: str, device: str = "cpu") -> None:
         from sentence_transformers import SentenceTransformer
 
-        self.name = model
+        self.name = model_identity(model)
         self._model = SentenceTransformer(model, device=device)
         self._lock = threading.Lock()
 
