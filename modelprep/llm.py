@@ -137,6 +137,53 @@ Gemma Prohibited Use Policy (https://ai.google.dev/gemma/prohibited_use_policy).
 """
 
 
+def convert_gguf(gguf_file: Path, dest: Path, dtype: str = "bfloat16"):
+    """Dequantise ``gguf_file`` with transformers and save an HF folder (model + tokenizer) in ``dest``.
+
+    ``save_pretrained`` refuses a model loaded from a GGUF, so the dequantised weights are copied into
+    a fresh model built from the config (without ``quantization_config``). Returns (model, tokenizer).
+    """
+    os.environ.setdefault("TQDM_DISABLE", "1")  # the GGUF de-quantiser's plain tqdm bar: keep logs readable
+    import gguf  # noqa: F401  (transformers needs it for gguf_file=)
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    torch_dtype = getattr(torch, dtype)
+    src_dir, src_name = gguf_file.parent, gguf_file.name
+
+    _log(f"reading config from {src_name} (~30 s: parses the 262k-token vocabulary)")
+    config = AutoConfig.from_pretrained(src_dir, gguf_file=src_name)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.dtype = torch_dtype
+
+    _log("loading + dequantising GGUF weights (~60 s)")
+    gguf_model = AutoModelForCausalLM.from_pretrained(src_dir, gguf_file=src_name, dtype=torch.float32)
+    state = gguf_model.state_dict()
+
+    _log(f"copying weights into a fresh {dtype} model")
+    model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    # lm_head is tied to embed_tokens; nothing else may be missing
+    missing = [k for k in missing if k != "lm_head.weight"]
+    if missing or unexpected:
+        raise RuntimeError(f"state-dict mismatch: missing={missing} unexpected={unexpected}")
+    if getattr(config, "tie_word_embeddings", False):
+        model.tie_weights()
+    del gguf_model, state
+    model.eval()
+
+    _log("saving model (safetensors) + generation config")
+    model.save_pretrained(dest, safe_serialization=True)
+
+    _log("reading + saving the tokenizer (~30 s)")
+    tok = AutoTokenizer.from_pretrained(src_dir, gguf_file=src_name)
+    tok.save_pretrained(dest)
+    return model, tok
+
+
 def prepare_vllm(out: Path, *, force: bool = False, check: bool = True) -> Path:
     """Convert the packaged GGUF into an HF bf16 folder at ``out`` (idempotent)."""
     out = out.resolve()
@@ -144,51 +191,18 @@ def prepare_vllm(out: Path, *, force: bool = False, check: bool = True) -> Path:
         _log(f"already prepared: {out} (use --force to rebuild)")
         return out
 
-    import gguf  # noqa: F401  (transformers needs it for gguf_file=)
     import torch
     import transformers
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     gguf_file = gguf_path()
-    src_dir, src_name = gguf_file.parent, gguf_file.name
+    src_name = gguf_file.name
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        _log("reading config from GGUF")
-        config = AutoConfig.from_pretrained(src_dir, gguf_file=src_name)
-        if hasattr(config, "quantization_config"):
-            del config.quantization_config
-        config.dtype = torch.bfloat16
-        if not getattr(config, "architectures", None):
-            config.architectures = ["Gemma3ForCausalLM"]
-
-        _log("loading + dequantising GGUF weights (~30-60 s)")
-        gguf_model = AutoModelForCausalLM.from_pretrained(
-            src_dir, gguf_file=src_name, dtype=torch.float32
-        )
-        state = gguf_model.state_dict()
-
-        _log("copying weights into a fresh bf16 model")
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        # lm_head is tied to embed_tokens; nothing else may be missing
-        missing = [k for k in missing if k != "lm_head.weight"]
-        if missing or unexpected:
-            raise RuntimeError(f"state-dict mismatch: missing={missing} unexpected={unexpected}")
-        if getattr(config, "tie_word_embeddings", False):
-            model.tie_weights()
-        del gguf_model, state
-        model.eval()
-
-        _log("saving model (safetensors) + generation config")
-        model.save_pretrained(tmp, safe_serialization=True)
-
-        _log("reading + saving tokenizer (GGUF vocab, ~30 s)")
-        tok = AutoTokenizer.from_pretrained(src_dir, gguf_file=src_name)
-        tok.save_pretrained(tmp)
+        model, tok = convert_gguf(gguf_file, tmp)
 
         if check:
             _log("sanity check: greedy continuation")

@@ -90,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     while not stop.is_set():
         stop.wait(1.0)
     _log("stopping")
+    # ~Server waits for the main loop, which can hang on a request still generating: don't hang forever.
+    watchdog = threading.Timer(10.0, lambda: (_log("shutdown took > 10 s; exiting hard"), os._exit(0)))
+    watchdog.daemon = True
+    watchdog.start()
     del server
     return 0
 
