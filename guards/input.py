@@ -35,8 +35,9 @@ INJECTION_PATTERNS: dict[str, re.Pattern[str]] = {
         r"\b(above|before|hierboven|daarvoor|oben|davor)\b",
         re.I | re.S,
     ),
+    # "DAN" only in capitals: "dan" is an everyday Dutch word ("groter dan", "dan wel").
     "persona_override": re.compile(
-        r"\b(DAN|do anything now|developer mode|ontwikkelaarsmodus|jailbreak|entwicklermodus)\b", re.I
+        r"(?-i:\bDAN\b)|\b(do anything now|developer mode|ontwikkelaarsmodus|jailbreak|entwicklermodus)\b", re.I
     ),
 }
 
