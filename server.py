@@ -121,9 +121,11 @@ def create_app() -> FastAPI:
             checks["llm"] = "ok" if resp.status_code == 200 else f"status {resp.status_code}"
         except httpx.HTTPError as exc:
             checks["llm"] = f"unreachable ({type(exc).__name__})"
-        count = await asyncio.to_thread(get_resources().store.count)
+        res = get_resources()
+        count = await asyncio.to_thread(res.store.count)
         checks["index"] = f"ok ({count} chunks)" if count else "empty"
-        ok = checks["llm"] == "ok" and count > 0
+        checks["guard"] = "ok" if res.classifier is not None else "classifier unavailable: questions are refused"
+        ok = checks["llm"] == "ok" and count > 0 and res.classifier is not None
         return JSONResponse(
             {"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503
         )

@@ -13,6 +13,7 @@ from core.embeddings import Embedder, make_embedder
 from core.reranker import Reranker, make_reranker
 from core.settings import Settings, get_settings
 from core.vectorstore import VectorStore, open_client
+from guards.classifier import ClassifierUnavailableError, InjectionClassifier
 from guards.output import OutputFilter
 
 logger = logging.getLogger(__name__)
@@ -27,6 +28,8 @@ class Resources:
     store: VectorStore
     llm: BaseChatModel
     output_filter: OutputFilter = field(default_factory=lambda: make_output_filter(get_settings()))
+    classifier: InjectionClassifier | None = None
+    classifier_error: str = "no injection classifier configured"
 
 
 def make_llm(settings: Settings) -> BaseChatModel:
@@ -70,12 +73,21 @@ def build_resources(settings: Settings) -> Resources:
     """Build every heavy client from ``settings``; raises if the index does not fit the embedder."""
     embedder = make_embedder(settings.embedding_provider, settings.embedding_model, settings.embedding_device)
     store = VectorStore(open_client(settings.chroma_path), settings.chroma_collection, embedder.name)
+    classifier, classifier_error = None, ""
+    try:
+        classifier = InjectionClassifier.load(settings.injection_classifier_path, embedder)
+    except ClassifierUnavailableError as exc:
+        # Fail closed: the guard refuses every question until a classifier is available.
+        classifier_error = str(exc)
+        logger.error("injection classifier unavailable, questions will be refused: %s", exc)
     return Resources(
         embedder=embedder,
         reranker=make_reranker(settings.reranker_provider, settings.reranker_model, settings.embedding_device),
         store=store,
         llm=make_llm(settings),
         output_filter=make_output_filter(settings),
+        classifier=classifier,
+        classifier_error=classifier_error,
     )
 
 

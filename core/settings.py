@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     audit_max_bytes: int = Field(default=10_000_000, ge=10_000)
     audit_backups: int = Field(default=10, ge=1)
     emergency_stop_file: Path = ROOT / "var" / "EMERGENCY_STOP"
+    injection_classifier_path: Path = ROOT / ".cache" / "guards" / "injection.npz"
+    guard_timeout_s: float = Field(default=2.0, gt=0)
     prompt_canary: SecretStr | None = None  # per deployment; random per process when unset
 
     @field_validator("chunk_overlap_tokens")

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import Any, Literal
 
+import numpy as np
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 
@@ -16,8 +17,10 @@ from chains.language import detect_language
 from core import requestctx
 from core.fusion import reciprocal_rank_fusion
 from core.resources import get_resources
+from core.settings import get_settings
 from graph.context import Context
 from graph.state import Source, State
+from guards.classifier import ClassifierUnavailableError
 from guards.input import check_question
 
 logger = logging.getLogger(__name__)
@@ -30,12 +33,41 @@ def _ctx(runtime: Runtime[Context] | None) -> Context:
     return ctx if ctx is not None else Context()
 
 
+def _classify(question: str) -> tuple[bool, float, list[float]]:
+    """Embed the question once (the retriever reuses the vector) and score it for injection."""
+    res = get_resources()
+    if res.classifier is None:
+        raise ClassifierUnavailableError(res.classifier_error)
+    vector = res.embedder.embed_queries([question])[0]
+    flagged, score = res.classifier.is_injection(question, vector)
+    return flagged, score, [float(x) for x in vector]
+
+
 async def guard(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Sanitise the question and refuse injection attempts with the fixed refusal."""
+    """Sanitise, then rules and the classifier; refuse (fail closed) when either fires or cannot decide."""
     verdict = check_question(state["question"], _ctx(runtime).max_question_chars)
     language = detect_language(verdict.question)
-    requestctx.annotate(guard={"decision": verdict.decision, "reasons": verdict.reasons}, language=language)
-    if verdict.decision == "refuse":
+    reasons = list(verdict.reasons)
+    score: float | None = None
+    vector: list[float] = []
+    if not reasons:
+        try:
+            flagged, score, vector = await asyncio.wait_for(
+                asyncio.to_thread(_classify, verdict.question), get_settings().guard_timeout_s
+            )
+            if flagged:
+                reasons.append("classifier")
+        except TimeoutError:
+            reasons.append("classifier_timeout")
+        except ClassifierUnavailableError:
+            reasons.append("classifier_unavailable")
+    decision = "refuse" if reasons else "allow"
+    requestctx.annotate(
+        guard={"decision": decision, "reasons": reasons, "score": None if score is None else round(score, 4)},
+        language=language,
+    )
+    if decision == "refuse":
+        logger.info("guard refused a question: %s", ",".join(reasons))
         refusal = prompts.REFUSAL_EN if language == "en" else prompts.REFUSAL_NL
         return {
             "question": verdict.question,
@@ -43,9 +75,15 @@ async def guard(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             "refused": True,
             "answer": refusal,
             "sources": [],
-            "guard_reasons": verdict.reasons,
+            "guard_reasons": reasons,
         }
-    return {"question": verdict.question, "language": language, "refused": False, "guard_reasons": []}
+    return {
+        "question": verdict.question,
+        "language": language,
+        "refused": False,
+        "guard_reasons": [],
+        "query_vector": vector,
+    }
 
 
 def route_after_guard(state: State) -> Literal["expand", "__end__"]:
@@ -66,8 +104,15 @@ async def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     k = _ctx(runtime).retrieve_k
     queries = state.get("queries") or [state["question"]]
 
+    known = state.get("query_vector") or []
+
     def _search() -> list[list[Any]]:
-        vectors = res.embedder.embed_queries(queries)
+        # The guard already embedded the question itself; embed only the variants.
+        reuse = bool(known) and queries[0] == state["question"]
+        rest = queries[1:] if reuse else queries
+        vectors = list(res.embedder.embed_queries(rest)) if rest else []
+        if reuse:
+            vectors.insert(0, np.asarray(known, dtype=np.float32))
         return [res.store.search(v, k) for v in vectors]
 
     rankings = await asyncio.to_thread(_search)

@@ -38,3 +38,4 @@ class State(InputState, OutputState, total=False):
     chunks: list[dict[str, Any]]
     messages: list[BaseMessage]
     guard_reasons: list[str]
+    query_vector: list[float]

@@ -119,9 +119,14 @@ class InjectionClassifier:
             return np.zeros(0, dtype=np.float64)
         return self.predict_proba_vectors(self.embedder.embed_queries([sanitize(t) for t in texts]))
 
-    def is_injection(self, text: str) -> tuple[bool, float]:
-        """Return ``(flagged, probability)``; flagged when the probability reaches the threshold."""
-        proba = float(self.predict_proba([text])[0])
+    def is_injection(self, text: str, vector: np.ndarray | None = None) -> tuple[bool, float]:
+        """Return ``(flagged, probability)``; flagged when the probability reaches the threshold.
+
+        Pass ``vector`` (the e5 query vector of the sanitised ``text``, e.g. the one the retriever
+        already computed) to skip embedding: the head alone costs microseconds.
+        """
+        scores = self.predict_proba([text]) if vector is None else self.predict_proba_vectors(vector)
+        proba = float(scores[0])
         return proba >= self.threshold, proba
 
     def save(self, path: str | Path) -> Path:
@@ -179,8 +184,9 @@ class InjectionClassifier:
             )
         if arrays["weights"].shape[0] != int(meta.get("embedding_dim", -1)):
             raise ClassifierUnavailableError(f"injection classifier {npz_path} is inconsistent (vector size)")
-        logger.info("loaded injection classifier %s (model %s, threshold %.4f)", npz_path, trained_for,
-                    float(meta["threshold"]))
+        logger.info(
+            "loaded injection classifier %s (model %s, threshold %.4f)", npz_path, trained_for, float(meta["threshold"])
+        )
         return cls(
             embedder,
             arrays["weights"],
