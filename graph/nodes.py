@@ -16,7 +16,7 @@ from chains.expansion import expand as expand_question
 from chains.language import detect_language
 from core import requestctx
 from core.fusion import reciprocal_rank_fusion
-from core.resources import get_resources
+from core.resources import Resources, get_resources
 from core.settings import get_settings
 from graph.context import Context
 from graph.state import Source, State
@@ -33,9 +33,8 @@ def _ctx(runtime: Runtime[Context] | None) -> Context:
     return ctx if ctx is not None else Context()
 
 
-def _classify(question: str) -> tuple[bool, float, list[float]]:
+def _classify(res: Resources, question: str) -> tuple[bool, float, list[float]]:
     """Embed the question once (the retriever reuses the vector) and score it for injection."""
-    res = get_resources()
     if res.classifier is None:
         raise ClassifierUnavailableError(res.classifier_error)
     vector = res.embedder.embed_queries([question])[0]
@@ -51,9 +50,10 @@ async def guard(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     score: float | None = None
     vector: list[float] = []
     if not reasons:
+        res = await asyncio.to_thread(get_resources)  # built once; not part of the guard's time budget
         try:
             flagged, score, vector = await asyncio.wait_for(
-                asyncio.to_thread(_classify, verdict.question), get_settings().guard_timeout_s
+                asyncio.to_thread(_classify, res, verdict.question), get_settings().guard_timeout_s
             )
             if flagged:
                 reasons.append("classifier")
