@@ -146,6 +146,9 @@ def create_app() -> FastAPI:
         per_req_config_modifier=server_config,
         dependencies=[Depends(require_admin)],
     )
+    # LangServe registers an on_startup hook that only prints a banner; LangGraph's server (`langgraph dev`,
+    # which mounts this app through langgraph.json) refuses apps that mix on_startup hooks with a lifespan.
+    app.router.on_startup.clear()
     # Middleware runs outermost-last: request id → security gate → CORS → body limit → app.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:

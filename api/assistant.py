@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, cast
 
+import openai
 from langchain_core.messages import AIMessageChunk
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.utils import AddableDict
@@ -23,6 +24,8 @@ from core import requestctx
 from core.resources import get_resources
 from graph.builder import graph
 from guards.output import StreamGuard
+
+UNAVAILABLE = "The assistant is temporarily unavailable, please try again shortly."
 
 
 def _question(payload: Any) -> str:
@@ -58,6 +61,26 @@ class Assistant(Runnable[dict[str, Any], dict[str, Any]]):
         guard = StreamGuard(get_resources().output_filter)
         final: dict[str, Any] = {}
         sent_sources = streamed = False
+        try:
+            async for chunk in self._run(input, config, guard, final):
+                if "sources" in chunk:
+                    sent_sources = True
+                if "answer" in chunk:
+                    streamed = True
+                yield chunk
+        except openai.APIError as exc:
+            # A clean error chunk instead of a broken stream; the audit line records it.
+            requestctx.annotate(llm_error=type(exc).__name__)
+            yield AddableDict(error=UNAVAILABLE)
+            yield AddableDict(refused=False, language=final.get("language", "nl"))
+            return
+        async for chunk in self._close(final, guard, sent_sources=sent_sources, streamed=streamed):
+            yield chunk
+
+    async def _run(
+        self, input: dict[str, Any], config: RunnableConfig | None, guard: StreamGuard, final: dict[str, Any]
+    ) -> AsyncIterator[AddableDict]:
+        sent_sources = streamed = False
         async for mode, item in graph.astream(
             {"question": _question(input)}, config, stream_mode=["messages", "updates"]
         ):
@@ -76,6 +99,10 @@ class Assistant(Runnable[dict[str, Any], dict[str, Any]]):
                 for update in cast(dict[str, Any], item).values():
                     if update:
                         final.update(update)
+
+    async def _close(
+        self, final: dict[str, Any], guard: StreamGuard, *, sent_sources: bool, streamed: bool
+    ) -> AsyncIterator[AddableDict]:
         if not sent_sources:
             yield AddableDict(sources=final.get("sources", []))
         if streamed or guard.text:

@@ -27,8 +27,9 @@ class Settings(BaseSettings):
     llm_temperature: float = 0.0
     llm_max_tokens: int = Field(default=96, ge=1, le=4096)
     llm_frequency_penalty: float = Field(default=0.5, ge=-2.0, le=2.0)
+    # At most 4 stop sequences: the OpenAI API (and vLLM) reject more.
     llm_stop: list[str] = Field(
-        default_factory=lambda: ["\n\n", "\nVraag:", "\nQuestion:", "<document", "</document"]
+        default_factory=lambda: ["\n\n", "\nVraag:", "\nQuestion:", "</document"], max_length=4
     )
     llm_timeout_s: float = Field(default=60.0, gt=0)
     llm_max_retries: int = Field(default=1, ge=0, le=5)

@@ -190,8 +190,13 @@ def test_llm_down_is_503_not_500(tmp_path, monkeypatch):
 
     with TestClient(server.create_app()) as c:
         r = c.post("/rag/invoke", json={"input": {"question": QUESTION}})
+        with c.stream("POST", "/rag/stream", json={"input": {"question": QUESTION}}) as s:
+            body = "".join(s.iter_text())
     assert r.status_code == 503
     assert "temporarily unavailable" in r.json()["error"]
+    data = [p for e, p in sse_events(body) if e == "data"]
+    assert any("temporarily unavailable" in d.get("error", "") for d in data)
+    assert "event: end" in body
 
 
 def test_leaking_answer_is_replaced_in_invoke_and_stream(tmp_path):
