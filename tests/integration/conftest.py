@@ -93,6 +93,8 @@ def api_server(vllm_server: str, indexed_chroma: Path, e5_dir: Path, tmp_path_fa
         # Test profile: the suite sends more than a shopper would; the defaults are tested in tests/unit/security.
         "RATE_LIMIT_PER_MINUTE": "10000",
         "RATE_LIMIT_PER_HOUR": "100000",
+        # A 2-core CI machine also runs vLLM's busy worker: give the CPU model room.
+        "LLM_TIMEOUT_S": "180",
     }
     print("integration profile: rate limits raised to 10000/minute, 100000/hour for the API under test")
     with log.open("w") as fh:

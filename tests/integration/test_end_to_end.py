@@ -31,7 +31,7 @@ def _sse(body: str) -> list[tuple[str, object]]:
 
 
 def test_invoke_answers_dutch_question_with_source(api_server):
-    r = httpx.post(f"{api_server}/rag/invoke", json={"input": {"question": QUESTION}}, timeout=120)
+    r = httpx.post(f"{api_server}/rag/invoke", json={"input": {"question": QUESTION}}, timeout=300)
     assert r.status_code == 200, r.text
     out = r.json()["output"]
     assert out["sources"][0]["id"] == SELF_CLEANING
@@ -43,7 +43,7 @@ def test_invoke_answers_dutch_question_with_source(api_server):
 
 
 def test_stream_delivers_sources_then_several_tokens(api_server):
-    with httpx.stream("POST", f"{api_server}/rag/stream", json={"input": {"question": QUESTION}}, timeout=120) as r:
+    with httpx.stream("POST", f"{api_server}/rag/stream", json={"input": {"question": QUESTION}}, timeout=300) as r:
         assert r.status_code == 200
         body = "".join(r.iter_text())
     data = [d for e, d in _sse(body) if e == "data"]

@@ -21,6 +21,7 @@ def test_langgraph_dev_runs_graph_and_mounts_api(vllm_server, indexed_chroma, e5
         "EMBEDDING_MODEL": str(e5_dir),
         "LLM_BASE_URL": vllm_server,
         "LANGSMITH_TRACING": "false",
+        "LLM_TIMEOUT_S": "180",
         "LANGGRAPH_CLI_NO_ANALYTICS": "1",
     }
     log = tmp_path / "langgraph-dev.log"
