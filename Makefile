@@ -13,8 +13,8 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: help install models ingest run stop llm-start llm-stop api-start api-stop test test-unit \
-        test-integration lint studio clean bench
+.PHONY: help install models ingest run stop llm-start llm-stop api-start api-stop test test-unit security bench-guard \
+        test-integration lint studio clean bench loadtest
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -96,8 +96,24 @@ lint: $(VENV)/.installed ## ruff (lint + import order + docstrings) and mypy
 studio: install models ## serve the graph for LangGraph Studio (langgraph dev, API on :2024)
 	@$(VENV)/bin/langgraph dev --no-browser --host 127.0.0.1 --port 2024
 
+security: install models ## security suite: positive control, then attacks/payloads/malformed requests against a real API + vLLM (evals/SECURITY.md)
+	@$(PY) -m evals.security --control
+	@$(PY) -m evals.security --start-server --out var/reports
+
+bench-guard: install models ## input-guard latency (rules + classifier) and the stream hold-back's cost to the first token
+	@$(PY) -m evals.bench_guard
+	@$(MAKE) --no-print-directory ingest llm-start
+	@$(PY) -m evals.bench_holdback
+
 clean: stop ## remove the index, logs and pid files (keeps venvs and models)
 	rm -rf var
 
-bench: ## latency (invoke, first token) and memory of the running stack (`make run` first)
+bench: ## service cost vs. the bare LLM, latency (invoke, first token) and memory of the running stack (`make run` first)
+	@$(PY) -m evals.bench_service --url http://127.0.0.1:$(API_PORT)
 	@$(PY) -m evals.bench_latency --url http://127.0.0.1:$(API_PORT)
+
+# Full runs take ~14 min per target: LOADTEST_ARGS="--target vllm" (after `make llm-start`) or a smoke run with
+# LOADTEST_ARGS="--duration 20 --users 5". Results under var/loadtest/<time>-<target>/ (report.md, report.png).
+LOADTEST_ARGS ?= --target standin
+loadtest: install models ingest ## load test (locust): realistic 100 users 5 min + stress 10/50/100 users, 3 min each
+	@$(PY) -m evals.loadtest $(LOADTEST_ARGS)

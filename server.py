@@ -12,17 +12,24 @@ from typing import Any
 
 import httpx
 import openai
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from langserve import add_routes
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.admin import router as admin_router
 from api.assistant import assistant
+from api.chat import router as chat_router
+from api.conversations import conversations
 from api.gate import EmergencyStop, SecurityGate
+from api.inflight import InFlightCap
 from api.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from api.openai_compat import make_router as openai_router
 from api.security import require_admin
+from api.timeouts import RequestTimeoutError
+from api.validation import LangServeBodyMiddleware
 from core.resources import get_resources
 from core.settings import Settings, get_settings
 from graph.builder import graph
@@ -58,7 +65,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.http = httpx.AsyncClient(timeout=READY_TIMEOUT_S)
     logger.info("ready: llm=%s model=%s", settings.llm_base_url, settings.llm_model)
     try:
-        yield
+        async with conversations(app):  # history store, conversational graph, retention purge
+            yield
     finally:
         await app.state.http.aclose()
         app.state.audit.close()
@@ -91,13 +99,20 @@ def create_app() -> FastAPI:
         ]
         return _error(422, "invalid request", errors)
 
-    @app.exception_handler(HTTPException)
-    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+    @app.exception_handler(StarletteHTTPException)  # also Starlette's own 404/405, not only FastAPI's
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return _error(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
 
     @app.exception_handler(openai.APIError)
     async def _llm_down(request: Request, exc: openai.APIError) -> JSONResponse:
         logger.error("LLM backend error: %s", type(exc).__name__)
+        return _error(
+            503, "the assistant is temporarily unavailable, please try again shortly", headers={"Retry-After": "10"}
+        )
+
+    @app.exception_handler(RequestTimeoutError)
+    async def _too_slow(request: Request, exc: RequestTimeoutError) -> JSONResponse:
+        logger.error("request timed out: %s", exc)
         return _error(
             503, "the assistant is temporarily unavailable, please try again shortly", headers={"Retry-After": "10"}
         )
@@ -131,6 +146,8 @@ def create_app() -> FastAPI:
         )
 
     app.include_router(admin_router)
+    app.include_router(openai_router(server_config))
+    app.include_router(chat_router)
     add_routes(
         app,
         assistant,
@@ -149,11 +166,15 @@ def create_app() -> FastAPI:
     # LangServe registers an on_startup hook that only prints a banner; LangGraph's server (`langgraph dev`,
     # which mounts this app through langgraph.json) refuses apps that mix on_startup hooks with a lifespan.
     app.router.on_startup.clear()
-    # Middleware runs outermost-last: request id → security gate → CORS → body limit → app.
+    # Middleware runs outermost-last: request id → security gate → in-flight cap → CORS → body limit → app.
+    app.add_middleware(LangServeBodyMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"]
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],  # DELETE: the shop front end deletes its conversation
+            allow_headers=["*"],
         )
     app.state.estop = EmergencyStop(settings.emergency_stop_file)
     app.state.audit = AuditLog(
@@ -170,6 +191,8 @@ def create_app() -> FastAPI:
         backoff_base_s=settings.backoff_base_s,
         backoff_max_s=settings.backoff_max_s,
     )
+    # Inside the gate, so that a request refused for overload still gets its audit line.
+    app.add_middleware(InFlightCap, cap=settings.max_in_flight, prefixes=LIMITED_PREFIXES)
     app.add_middleware(
         SecurityGate,
         limiter=app.state.limiter,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import openai
 from langchain_core.messages import AIMessageChunk
@@ -19,10 +19,14 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.utils import AddableDict
 
 from api.schemas import AskRequest, AskResponse
+from api.timeouts import RequestTimeoutError, until_deadline, within_deadline
 from chains import prompts
+from chains.context import grounding_text
 from core import requestctx
 from core.resources import get_resources
+from core.settings import get_settings
 from graph.builder import graph
+from graph.context import Context
 from guards.output import StreamGuard
 
 UNAVAILABLE = "The assistant is temporarily unavailable, please try again shortly."
@@ -32,10 +36,33 @@ def _question(payload: Any) -> str:
     return str(payload["question"] if isinstance(payload, dict) else payload.question)
 
 
+def _graph_input(payload: Any) -> dict[str, Any]:
+    """The graph's input: the question, plus the turn id of a conversation (``/api/chat``)."""
+    extra = {"turn_id": str(payload["turn_id"])} if isinstance(payload, dict) and payload.get("turn_id") else {}
+    return {"question": _question(payload), **extra}
+
+
+def _context(payload: Any) -> Context | None:
+    """A lower output-token limit from the OpenAI endpoint (``/rag`` callers cannot send one)."""
+    limit = payload.get("max_tokens") if isinstance(payload, dict) else None
+    return Context(max_tokens=int(limit)) if limit else None
+
+
 class Assistant(Runnable[dict[str, Any], dict[str, Any]]):
     """Invoke or stream the shop assistant."""
 
     name = "shop-assistant"
+
+    def __init__(self, compiled: Any = None, *, durability: Literal["sync", "async", "exit"] | None = None) -> None:
+        """``compiled``: another compiled graph (the server's conversational one); default: the stateless graph."""
+        self.compiled = compiled
+        self.durability = durability
+
+    def _graph(self) -> Any:
+        return self.compiled if self.compiled is not None else graph
+
+    def _run_kwargs(self, input: Any) -> dict[str, Any]:
+        return {"context": _context(input), **({"durability": self.durability} if self.durability else {})}
 
     def invoke(self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any) -> dict[str, Any]:
         """Synchronous invoke (notebooks); the server uses ``ainvoke``."""
@@ -45,7 +72,8 @@ class Assistant(Runnable[dict[str, Any], dict[str, Any]]):
         self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any
     ) -> dict[str, Any]:
         """Run the graph; its output-filter node has checked the answer."""
-        out = await graph.ainvoke({"question": _question(input)}, config)
+        run = self._graph().ainvoke(_graph_input(input), config, **self._run_kwargs(input))
+        out = await within_deadline(run, get_settings().request_timeout_s)
         return {k: out.get(k) for k in ("answer", "sources", "refused", "language")}
 
     def stream(
@@ -62,13 +90,13 @@ class Assistant(Runnable[dict[str, Any], dict[str, Any]]):
         final: dict[str, Any] = {}
         sent_sources = streamed = False
         try:
-            async for chunk in self._run(input, config, guard, final):
+            async for chunk in until_deadline(self._run(input, config, guard, final), get_settings().request_timeout_s):
                 if "sources" in chunk:
                     sent_sources = True
                 if "answer" in chunk:
                     streamed = True
                 yield chunk
-        except openai.APIError as exc:
+        except (openai.APIError, RequestTimeoutError) as exc:
             # A clean error chunk instead of a broken stream; the audit line records it.
             requestctx.annotate(llm_error=type(exc).__name__)
             yield AddableDict(error=UNAVAILABLE)
@@ -81,14 +109,15 @@ class Assistant(Runnable[dict[str, Any], dict[str, Any]]):
         self, input: dict[str, Any], config: RunnableConfig | None, guard: StreamGuard, final: dict[str, Any]
     ) -> AsyncIterator[AddableDict]:
         sent_sources = streamed = False
-        async for mode, item in graph.astream(
-            {"question": _question(input)}, config, stream_mode=["messages", "updates"]
+        async for mode, item in self._graph().astream(
+            _graph_input(input), config, stream_mode=["messages", "updates"], **self._run_kwargs(input)
         ):
             if mode == "messages":
                 chunk, meta = cast(tuple[Any, dict[str, Any]], item)
                 if meta.get("langgraph_node") != "generate" or not isinstance(chunk, AIMessageChunk):
                     continue
                 if not sent_sources:
+                    guard.context = grounding_text(final.get("chunks") or [])
                     yield AddableDict(sources=final.get("sources", []))
                     sent_sources = True
                 text = guard.feed(str(chunk.content) if streamed or guard.text else str(chunk.content).lstrip())

@@ -12,7 +12,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> None:
+async def send_json(send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> None:
+    """Send a complete JSON response from ASGI middleware."""
     raw = json.dumps(body).encode()
     await send(
         {
@@ -40,7 +41,7 @@ class BodyLimitMiddleware:
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await _send_json(send, 413, error, [])
+            await send_json(send, 413, error, [])
             return
         seen = 0
         started = False
@@ -64,7 +65,7 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await _send_json(send, 413, error, [])
+                await send_json(send, 413, error, [])
 
 
 class _TooLarge(Exception):

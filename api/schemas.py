@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.settings import get_settings
@@ -51,3 +53,34 @@ class ErrorResponse(BaseModel):
 
     error: str
     detail: object | None = None
+
+
+class ChatRequest(AskRequest):
+    """One message of a conversation (``POST /api/chat/stream``)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"question": "En in het zwart?", "thread": "th_…"}]},
+    )
+
+    thread: str | None = Field(
+        default=None,
+        max_length=128,
+        description="The handle of an earlier `thread` event to continue that conversation; omit to start one.",
+    )
+
+
+class FeedbackRequest(BaseModel):
+    """A shopper's rating of one answer (``POST /api/feedback``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    thread: str = Field(..., max_length=128, description="The conversation's handle.")
+    message_id: str = Field(..., pattern=r"^[0-9a-f]{32}$", description="`message_id` of the answer's `final` event.")
+    rating: Literal["up", "down"]
+    comment: str | None = Field(default=None, max_length=1000, description="Optional; stored redacted.")
+
+    @field_validator("comment")
+    @classmethod
+    def _clean_comment(cls, value: str | None) -> str | None:
+        return sanitize(value) or None if value is not None else None

@@ -32,3 +32,8 @@ def format_context(chunks: Sequence[dict[str, Any]]) -> str:
         parts.append("</document>")
     parts.append("</documenten>")
     return "\n".join(parts)
+
+
+def grounding_text(chunks: Sequence[dict[str, Any]]) -> str:
+    """All text of the retrieved chunks (titles, body, metadata values): what an answer may quote."""
+    return "\n".join(str(v) for chunk in chunks for v in chunk.values() if isinstance(v, str | int | float))

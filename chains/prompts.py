@@ -52,3 +52,29 @@ REFUSAL_EN = (
     "Sorry, I can't help you with that. I answer questions about our products, shipping, "
     "returns and warranty. For anything else, please contact our customer service."
 )
+
+# Follow-up rewriting (/api/chat): the last question becomes one standalone question for retrieval.
+# The examples end in "Antwoord:"/"Answer:" so that a base model continues with the rewritten question.
+REWRITE_SYSTEM_NL = (
+    "Herschrijf de laatste vraag van de klant tot één volledige vraag die zonder het gesprek te begrijpen is. "
+    "Noem het product of onderwerp uit het gesprek bij naam. Geef alleen de vraag, zonder antwoord."
+)
+REWRITE_SYSTEM_EN = (
+    "Rewrite the customer's last question as one complete question that can be understood without the "
+    "conversation. Name the product or topic from the conversation. Give only the question, no answer."
+)
+REWRITE_USER_NL = (
+    "Gesprek:\nKlant: Hoeveel kost de PurrClean AutoBox 9?\nAssistent: De PurrClean AutoBox 9 kost 249,95 euro.\n"
+    "Vraag: En hoeveel liter is de afvalbak?\n"
+    "Antwoord: Hoeveel liter is de afvalbak van de PurrClean AutoBox 9?\n\n"
+    "Gesprek:\n{history}\nVraag: {question}"
+)
+REWRITE_USER_EN = (
+    "Conversation:\nCustomer: How much is the PurrClean AutoBox 9?\n"
+    "Assistant: The PurrClean AutoBox 9 costs 249.95 euros.\n"
+    "Question: And how many litres is the waste bin?\n"
+    "Answer: How many litres is the waste bin of the PurrClean AutoBox 9?\n\n"
+    "Conversation:\n{history}\nQuestion: {question}"
+)
+REWRITE_SPEAKERS_NL = ("Klant", "Assistent")
+REWRITE_SPEAKERS_EN = ("Customer", "Assistant")

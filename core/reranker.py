@@ -83,6 +83,17 @@ class CrossEncoderReranker:
             scores = self._model.predict([(question, p) for p in passages], batch_size=16)
         return [float(s) for s in scores]
 
+    def score_batch(self, requests: Sequence[tuple[str, Sequence[str], Sequence[float]]]) -> list[list[float]]:
+        """Score several questions' passages in one model call (micro-batching across requests)."""
+        pairs = [(q, p) for q, passages, _ in requests for p in passages]
+        with self._lock:
+            flat = [float(s) for s in self._model.predict(pairs, batch_size=32)] if pairs else []
+        out, i = [], 0
+        for _, passages, _ in requests:
+            out.append(flat[i : i + len(passages)])
+            i += len(passages)
+        return out
+
 
 def make_reranker(provider: RerankerProvider, model: str, device: str = "cpu") -> Reranker:
     """Build the reranker for ``provider``; raise ``ValueError`` listing the valid ones."""

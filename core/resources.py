@@ -6,6 +6,7 @@ import logging
 import secrets
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from langchain_core.language_models import BaseChatModel
 
@@ -15,6 +16,9 @@ from core.settings import Settings, get_settings
 from core.vectorstore import VectorStore, open_client
 from guards.classifier import ClassifierUnavailableError, InjectionClassifier
 from guards.output import OutputFilter
+
+if TYPE_CHECKING:
+    from core.batching import ModelBatchers
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +34,7 @@ class Resources:
     output_filter: OutputFilter = field(default_factory=lambda: make_output_filter(get_settings()))
     classifier: InjectionClassifier | None = None
     classifier_error: str = "no injection classifier configured"
+    batchers: ModelBatchers | None = field(default=None, repr=False)  # core.batching.batchers() builds it
 
 
 def make_llm(settings: Settings) -> BaseChatModel:
@@ -48,6 +53,7 @@ def make_llm(settings: Settings) -> BaseChatModel:
         max_retries=settings.llm_max_retries,
         streaming=True,
         stream_usage=True,
+        extra_body=settings.llm_extra_body or None,
     )
 
 
@@ -62,7 +68,13 @@ def make_output_filter(settings: Settings) -> OutputFilter:
     )
     secret_values = [
         s.get_secret_value()
-        for s in (settings.admin_token, settings.audit_hmac_key, settings.llm_api_key)
+        for s in (
+            settings.admin_token,
+            settings.audit_hmac_key,
+            settings.llm_api_key,
+            settings.thread_hmac_key,
+            settings.database_url,
+        )
         if s is not None and s.get_secret_value() not in ("", "not-needed")
     ]
     protected = [prompts.system_prompt("nl", canary), prompts.system_prompt("en", canary)]

@@ -28,9 +28,7 @@ class Settings(BaseSettings):
     llm_max_tokens: int = Field(default=96, ge=1, le=4096)
     llm_frequency_penalty: float = Field(default=0.5, ge=-2.0, le=2.0)
     # At most 4 stop sequences: the OpenAI API (and vLLM) reject more.
-    llm_stop: list[str] = Field(
-        default_factory=lambda: ["\n\n", "\nVraag:", "\nQuestion:", "</document"], max_length=4
-    )
+    llm_stop: list[str] = Field(default_factory=lambda: ["\n\n", "\nVraag:", "\nQuestion:", "</document"], max_length=4)
     llm_timeout_s: float = Field(default=60.0, gt=0)
     llm_max_retries: int = Field(default=1, ge=0, le=5)
 
@@ -73,6 +71,38 @@ class Settings(BaseSettings):
     injection_classifier_path: Path = ROOT / ".cache" / "guards" / "injection.npz"
     guard_timeout_s: float = Field(default=2.0, gt=0)
     prompt_canary: SecretStr | None = None  # per deployment; random per process when unset
+
+    # --- Serving: OpenAI-compatible endpoint, in-flight cap, timeouts ---
+    served_model_name: str = "kattenhuis-assistant"  # the model id of /v1/models and /v1/chat/completions
+    max_in_flight: int = Field(default=128, ge=1)  # POSTs under /rag/ /api/ /v1/ answered at once; more → 503
+    request_timeout_s: float = Field(default=120.0, gt=0)  # a whole graph run, streams included
+    retrieval_timeout_s: float = Field(default=15.0, gt=0)  # each of retrieve (embed + search) and rerank
+
+    # --- Throughput: micro-batching of the CPU models, graceful degradation under load ---
+    batch_max_size: int = Field(default=16, ge=1, le=256)  # query embeddings / rerank requests per model call
+    batch_max_wait_ms: float = Field(default=5.0, ge=0, le=1000)  # how long the first caller waits for others
+    batch_threads: int = Field(default=2, ge=1, le=64)  # threads that run model batches (never the event loop)
+    degrade_skip_expansion_above: int = Field(default=32, ge=0)  # in-flight requests above which expansion is skipped
+    degrade_skip_rerank_above: int = Field(default=64, ge=0)  # ... and above which reranking is skipped too
+    llm_extra_body: dict[str, object] = Field(default_factory=dict)  # e.g. {"ignore_eos": true} for benchmarks
+
+    # --- Conversations (/api/chat): server-issued threads, history, retention, follow-up rewriting ---
+    database_url: SecretStr | None = None  # postgresql://user:pw@host/db → PostgreSQL; unset → SQLite below
+    history_db_path: Path = ROOT / "var" / "conversations.sqlite"
+    thread_hmac_key: SecretStr | None = None  # signs conversation handles; random per process when unset
+    history_retention_days: float = Field(default=30.0, gt=0)  # idle conversations older than this are purged
+    history_purge_interval_s: float = Field(default=3600.0, gt=0)
+    history_max_tokens: int = Field(default=600, ge=0, le=8000)  # history kept and sent to the rewrite step
+    rewrite_timeout_s: float = Field(default=10.0, gt=0)  # follow-up rewrite LLM call; raw question after it
+    rewrite_max_tokens: int = Field(default=48, ge=8, le=512)
+
+    @field_validator("degrade_skip_rerank_above")
+    @classmethod
+    def _rerank_after_expansion(cls, v: int, info) -> int:  # type: ignore[no-untyped-def]
+        first = info.data.get("degrade_skip_expansion_above", 0)
+        if v < first:
+            raise ValueError(f"degrade_skip_rerank_above ({v}) must be >= degrade_skip_expansion_above ({first})")
+        return v
 
     @field_validator("chunk_overlap_tokens")
     @classmethod

@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from langgraph.graph import END, START, StateGraph
 
-from graph import nodes
+from graph import conversation, nodes
 from graph.context import Context
 from graph.state import InputState, OutputState, State
 
 
-def build_graph() -> StateGraph[State, Context, InputState, OutputState]:
-    """Wire guard → expand → retrieve → rerank → prompt → generate → output filter."""
-    builder = StateGraph(State, input_schema=InputState, output_schema=OutputState, context_schema=Context)
+def build_graph(conversational: bool = False) -> StateGraph[Any, Context, Any, OutputState]:
+    """Wire guard → expand → retrieve → rerank → prompt → generate → output filter.
+
+    ``conversational`` (the server's ``/api/chat`` graph, compiled with a checkpointer) adds
+    ``rewrite`` after the guard and ``remember`` at the end, over ``ConversationState``.
+    """
+    builder: StateGraph[Any, Context, Any, OutputState]
+    if conversational:
+        builder = StateGraph(
+            conversation.ConversationState,
+            input_schema=conversation.ConversationInput,
+            output_schema=OutputState,
+            context_schema=Context,
+        )
+        builder.add_node("rewrite", conversation.rewrite)
+        builder.add_node("remember", conversation.remember)
+        builder.add_edge("rewrite", "expand")
+        builder.add_edge("remember", END)
+    else:
+        builder = StateGraph(State, input_schema=InputState, output_schema=OutputState, context_schema=Context)
+    after_guard, end = ("rewrite", "remember") if conversational else ("expand", END)
     builder.add_node("guard", nodes.guard)
     builder.add_node("expand", nodes.expand)
     builder.add_node("retrieve", nodes.retrieve)
@@ -20,13 +40,13 @@ def build_graph() -> StateGraph[State, Context, InputState, OutputState]:
     builder.add_node("generate", nodes.generate)
     builder.add_node("output_filter", nodes.output_filter)
     builder.add_edge(START, "guard")
-    builder.add_conditional_edges("guard", nodes.route_after_guard, ["expand", END])
+    builder.add_conditional_edges("guard", nodes.route_after_guard, {"expand": after_guard, END: end})
     builder.add_edge("expand", "retrieve")
     builder.add_edge("retrieve", "rerank")
     builder.add_edge("rerank", "prompt")
-    builder.add_conditional_edges("prompt", nodes.route_after_prompt, ["generate", END])
+    builder.add_conditional_edges("prompt", nodes.route_after_prompt, {"generate": "generate", END: end})
     builder.add_edge("generate", "output_filter")
-    builder.add_edge("output_filter", END)
+    builder.add_edge("output_filter", end)
     return builder
 
 

@@ -20,3 +20,4 @@ class Context:
     min_relevance: float = field(default_factory=lambda: _s().min_relevance)
     max_question_chars: int = field(default_factory=lambda: _s().max_question_chars)
     expand_queries: bool = True
+    max_tokens: int | None = None  # a lower output limit than LLM_MAX_TOKENS (OpenAI endpoint)

@@ -4,28 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Literal
+from collections.abc import Awaitable
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 
 from chains import prompts
-from chains.context import format_context
+from chains.context import format_context, grounding_text
 from chains.expansion import expand as expand_question
 from chains.language import detect_language
 from core import requestctx
+from core.batching import batchers
+from core.degrade import skip_under_load
 from core.fusion import reciprocal_rank_fusion
 from core.resources import Resources, get_resources
 from core.settings import get_settings
 from graph.context import Context
 from graph.state import Source, State
+from graph.timing import timed
 from guards.classifier import ClassifierUnavailableError
 from guards.input import check_question
 
 logger = logging.getLogger(__name__)
 
 MAX_CITED_SOURCES = 3
+T = TypeVar("T")
 
 
 def _ctx(runtime: Runtime[Context] | None) -> Context:
@@ -33,15 +38,21 @@ def _ctx(runtime: Runtime[Context] | None) -> Context:
     return ctx if ctx is not None else Context()
 
 
-def _classify(res: Resources, question: str) -> tuple[bool, float, list[float]]:
-    """Embed the question once (the retriever reuses the vector) and score it for injection."""
+async def _bounded(step: Awaitable[T]) -> T:
+    """Retrieval and rerank steps: a stuck index or model raises TimeoutError, and the request ends in a 503."""
+    return await asyncio.wait_for(step, get_settings().retrieval_timeout_s)
+
+
+async def _classify(res: Resources, question: str) -> tuple[bool, float, list[float]]:
+    """Embed the question once (batched across requests; the retriever reuses the vector) and score it."""
     if res.classifier is None:
         raise ClassifierUnavailableError(res.classifier_error)
-    vector = res.embedder.embed_queries([question])[0]
+    vector = (await batchers(res).embed_queries([question]))[0]
     flagged, score = res.classifier.is_injection(question, vector)
     return flagged, score, [float(x) for x in vector]
 
 
+@timed
 async def guard(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Sanitise, then rules and the classifier; refuse (fail closed) when either fires or cannot decide."""
     verdict = check_question(state["question"], _ctx(runtime).max_question_chars)
@@ -53,7 +64,7 @@ async def guard(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         res = await asyncio.to_thread(get_resources)  # built once; not part of the guard's time budget
         try:
             flagged, score, vector = await asyncio.wait_for(
-                asyncio.to_thread(_classify, res, verdict.question), get_settings().guard_timeout_s
+                _classify(res, verdict.question), get_settings().guard_timeout_s
             )
             if flagged:
                 reasons.append("classifier")
@@ -91,13 +102,15 @@ def route_after_guard(state: State) -> Literal["expand", "__end__"]:
     return "__end__" if state.get("refused") else "expand"
 
 
+@timed
 async def expand(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Add query variants to retrieve with."""
-    if not _ctx(runtime).expand_queries:
+    if not _ctx(runtime).expand_queries or skip_under_load("expansion"):
         return {"queries": [state["question"]]}
     return {"queries": expand_question(state["question"])}
 
 
+@timed
 async def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Dense retrieval for every query, fused with reciprocal rank fusion."""
     res = get_resources()
@@ -105,17 +118,17 @@ async def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     queries = state.get("queries") or [state["question"]]
 
     known = state.get("query_vector") or []
+    # The guard already embedded the question itself; embed only the variants (batched across requests).
+    reuse = bool(known) and queries[0] == state["question"]
+    rest = queries[1:] if reuse else queries
+    vectors = await _bounded(batchers(res).embed_queries(rest)) if rest else []
+    if reuse:
+        vectors.insert(0, np.asarray(known, dtype=np.float32))
 
     def _search() -> list[list[Any]]:
-        # The guard already embedded the question itself; embed only the variants.
-        reuse = bool(known) and queries[0] == state["question"]
-        rest = queries[1:] if reuse else queries
-        vectors = list(res.embedder.embed_queries(rest)) if rest else []
-        if reuse:
-            vectors.insert(0, np.asarray(known, dtype=np.float32))
         return [res.store.search(v, k) for v in vectors]
 
-    rankings = await asyncio.to_thread(_search)
+    rankings = await _bounded(asyncio.to_thread(_search))
     fused = reciprocal_rank_fusion(rankings)[:k]
     candidates = [
         {
@@ -131,16 +144,21 @@ async def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     return {"candidates": candidates}
 
 
+@timed
 async def rerank(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Re-score the candidates and keep the best ``rerank_top_n`` above ``min_relevance``."""
     ctx = _ctx(runtime)
     candidates = state.get("candidates") or []
     if not candidates:
         return {"chunks": []}
-    reranker = get_resources().reranker
-    scores = await asyncio.to_thread(
-        reranker.score, state["question"], [c["text"] for c in candidates], [c["score"] for c in candidates]
-    )
+    if skip_under_load("rerank"):
+        scores = [c["rrf"] for c in candidates]  # under load: keep the fusion order
+    else:
+        scores = await _bounded(
+            batchers(get_resources()).score(
+                state["question"], [c["text"] for c in candidates], [c["score"] for c in candidates]
+            )
+        )
     ranked = sorted(
         ({**c, "rerank_score": s} for c, s in zip(candidates, scores, strict=True)),
         key=lambda c: -c["rerank_score"],
@@ -159,6 +177,7 @@ def cited_sources(chunks: list[dict[str, Any]], limit: int = MAX_CITED_SOURCES) 
     return list(seen.values())[:limit]
 
 
+@timed
 async def prompt(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Build the messages: instructions in the system turn, documents in a delimited user block."""
     chunks = state.get("chunks") or []
@@ -177,10 +196,12 @@ def route_after_prompt(state: State) -> Literal["generate", "__end__"]:
     return "generate" if state.get("messages") else "__end__"
 
 
+@timed
 async def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Call the LLM (OpenAI-compatible server) with the prepared messages."""
     llm = get_resources().llm
-    message = await llm.ainvoke(state["messages"])
+    limit = _ctx(runtime).max_tokens  # the OpenAI endpoint may ask for fewer tokens, never more
+    message = await (llm.bind(max_tokens=limit) if limit else llm).ainvoke(state["messages"])
     answer = str(message.content).strip()
     usage = getattr(message, "usage_metadata", None) or {}
     requestctx.annotate(
@@ -190,9 +211,11 @@ async def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     return {"answer": answer}
 
 
+@timed
 async def output_filter(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Replace an answer that leaks the canary, the system prompt or internals by the refusal."""
-    verdict = get_resources().output_filter.check(state.get("answer", ""))
+    context = grounding_text(state.get("chunks") or [])
+    verdict = get_resources().output_filter.check(state.get("answer", ""), context)
     requestctx.annotate(output_filter={"decision": verdict.decision, "reasons": verdict.reasons})
     if verdict.decision == "pass":
         return {}

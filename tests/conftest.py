@@ -24,6 +24,8 @@ def _clean_resources(tmp_path, monkeypatch):
 
     monkeypatch.setenv("AUDIT_LOG_PATH", str(tmp_path / "audit" / "audit.jsonl"))
     monkeypatch.setenv("EMERGENCY_STOP_FILE", str(tmp_path / "EMERGENCY_STOP"))
+    monkeypatch.setenv("HISTORY_DB_PATH", str(tmp_path / "conversations.sqlite"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
     get_settings.cache_clear()
     yield
     set_resources(None)

@@ -36,12 +36,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--port", type=int, default=int(os.environ.get("LLAMACPP_PORT", "8002")))
     ap.add_argument("--served-model-name", default=os.environ.get("LLM_SERVED_NAME", "gemma3-270m"))
     ap.add_argument("--model", help="GGUF file (default: the packaged Gemma 3 270M, assembled on first use)")
-    ap.add_argument("--ctx-size", type=int, default=int(os.environ.get("LLM_MAX_MODEL_LEN", "4096")),
-                    help="context length per slot (tokens)")
+    ap.add_argument(
+        "--ctx-size",
+        type=int,
+        default=int(os.environ.get("LLM_MAX_MODEL_LEN", "4096")),
+        help="context length per slot (tokens)",
+    )
     ap.add_argument("--parallel", type=int, default=1, help="parallel request slots (each gets --ctx-size)")
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
-    ap.add_argument("--chat-template", default=str(DEFAULT_TEMPLATE),
-                    help="Jinja chat template file; '' = the template embedded in the GGUF (if any)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=int(os.environ.get("LLAMACPP_THREADS", "0")) or None,
+        help="CPU threads (default: cores - 1, min. 1: faster on a busy 2-core box, see README)",
+    )
+    ap.add_argument("--poll", type=int, default=None, help="llama.cpp busy-wait polling level 0-100 (default 50)")
+    ap.add_argument(
+        "--chat-template",
+        default=str(DEFAULT_TEMPLATE),
+        help="Jinja chat template file; '' = the template embedded in the GGUF (if any)",
+    )
     return ap.parse_args(argv)
 
 
@@ -49,9 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     """Start the server and block until SIGTERM/SIGINT."""
     args = parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from modelprep.llm import gguf_path
-
     import xllamacpp as xlc
+
+    from modelprep.llm import gguf_path
 
     model = Path(args.model) if args.model else gguf_path()
     template = Path(args.chat_template).read_text(encoding="utf-8") if args.chat_template else ""
@@ -64,8 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     p.n_parallel = args.parallel
     p.n_ctx = args.ctx_size * args.parallel  # llama.cpp splits n_ctx over the slots
     p.kv_unified = False
-    p.cpuparams.n_threads = args.threads
-    p.cpuparams_batch.n_threads = args.threads
+    threads = args.threads or max(1, (os.cpu_count() or 2) - 1)
+    p.cpuparams.n_threads = threads
+    p.cpuparams_batch.n_threads = threads
+    if args.poll is not None:
+        p.cpuparams.poll = args.poll
+        p.cpuparams_batch.poll = args.poll
     p.use_jinja = True
     if template:
         p.chat_template = template  # the template text (what --chat-template-file reads)
@@ -79,10 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     p.cache_prompt = True
 
     t0 = time.monotonic()
-    _log(f"loading {model} (ctx {args.ctx_size} x {args.parallel} slot(s), {args.threads} threads)")
+    _log(f"loading {model} (ctx {args.ctx_size} x {args.parallel} slot(s), {threads} threads)")
     server = xlc.Server(p)  # loads the model and starts the HTTP server threads
-    _log(f"serving '{args.served_model_name}' on {server.listening_address} "
-         f"(ready after {time.monotonic() - t0:.1f} s)")
+    _log(
+        f"serving '{args.served_model_name}' on {server.listening_address} (ready after {time.monotonic() - t0:.1f} s)"
+    )
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -90,8 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     while not stop.is_set():
         stop.wait(1.0)
     _log("stopping")
+
     # ~Server waits for the main loop, which can hang on a request still generating: don't hang forever.
-    watchdog = threading.Timer(10.0, lambda: (_log("shutdown took > 10 s; exiting hard"), os._exit(0)))
+    def _hard_exit() -> None:
+        _log("shutdown took > 10 s; exiting hard")
+        os._exit(0)
+
+    watchdog = threading.Timer(10.0, _hard_exit)
     watchdog.daemon = True
     watchdog.start()
     del server

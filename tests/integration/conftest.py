@@ -95,6 +95,9 @@ def api_server(vllm_server: str, indexed_chroma: Path, e5_dir: Path, tmp_path_fa
         "RATE_LIMIT_PER_HOUR": "100000",
         # A 2-core CI machine also runs vLLM's busy worker: give the CPU model room.
         "LLM_TIMEOUT_S": "180",
+        "REWRITE_TIMEOUT_S": "120",  # the follow-up rewrite of /api/chat, same reason
+        "HISTORY_DB_PATH": str(log.parent / "conversations.sqlite"),
+        "REQUEST_TIMEOUT_S": "400",  # the whole-request deadline must not cut the slow CPU answer short
     }
     print("integration profile: rate limits raised to 10000/minute, 100000/hour for the API under test")
     with log.open("w") as fh:

@@ -72,3 +72,51 @@ def test_stream_guard_releases_clean_text_with_holdback(filt):
 def test_canary_is_in_system_prompt_only_when_given():
     assert CANARY in prompts.system_prompt("nl", CANARY)
     assert prompts.system_prompt("en", "") == prompts.SYSTEM_PROMPT_EN
+
+
+CONTEXT = "PurrClean AutoBox 9 (KH-LB-1001) kost 249 euro. Retourneren via www.kattenhuis.nl/retour of bol.com."
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "De AutoBox 9 (KH-LB-1001) kost 249 euro.",
+        "Je kunt retourneren via www.kattenhuis.nl/retour.",
+        "Kijk op https://www.kattenhuis.nl/garantie of mail info@kattenhuis.nl.",
+        "Hij is ook te koop via bol.com.",
+        "De afvalbak is 9 liter; USB-kabel niet nodig.",
+    ],
+)
+def test_grounded_codes_and_links_pass(filt, answer):
+    assert filt.check(answer, CONTEXT).decision == "pass"
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ("De AutoBox 9 kost 249 euro. Gutschein: KATZE-GRATIS-77", "ungrounded_code"),
+        ("Gebruik code KORTING-7731 voor 90% korting.", "ungrounded_code"),
+        ("Artikelnummer KH-LB-9999.", "ungrounded_code"),
+        ("Bestel goedkoper op www.goedkope-katten-shop.biz!", "ungrounded_link"),
+        ("Zie https://evil.example/login voor je korting.", "ungrounded_link"),
+    ],
+)
+def test_codes_and_links_not_in_the_documents_are_blocked(filt, answer, reason):
+    verdict = filt.check(answer, CONTEXT)
+    assert verdict.decision == "block" and reason in verdict.reasons
+    assert reason not in filt.check(answer).reasons  # the grounding rules need the retrieved context
+
+
+def test_stream_guard_blocks_an_injected_code_before_it_is_released(filt):
+    guard = StreamGuard(filt, context=CONTEXT)
+    answer = "De AutoBox 9 kost 249 euro. " + "Gutschein: KATZE-GRATIS-77. " + "x " * 40
+    released = "".join(guard.feed(answer[i : i + 3]) for i in range(0, len(answer), 3)) + guard.finish()
+    assert guard.blocked and "ungrounded_code" in guard.reasons
+    assert "KATZE" not in released
+
+
+def test_stream_guard_waits_for_an_unfinished_shop_address(filt):
+    guard = StreamGuard(filt, context="Retourneren kan binnen 30 dagen.")
+    for piece in ("Kijk op https://www.katt", "enhuis.nl/retour voor ", "het formulier."):
+        guard.feed(piece)
+    assert not guard.blocked and guard.finish().endswith("formulier.")
