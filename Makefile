@@ -91,7 +91,7 @@ test-integration: install models ## integration tests only
 lint: $(VENV)/.installed ## ruff (lint + import order + docstrings) and mypy
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
-	@$(VENV)/bin/mypy api chains core graph guards ingest modelprep server.py
+	@$(VENV)/bin/mypy api chains core graph guards ingest modelprep evals server.py
 
 studio: install models ## serve the graph for LangGraph Studio (langgraph dev, API on :2024)
 	@$(VENV)/bin/langgraph dev --no-browser --host 127.0.0.1 --port 2024

@@ -83,6 +83,7 @@ def summarise(step: dict[str, Any], rows: list[dict[str, Any]], audit: dict[str,
         "degraded_share": len(degraded) / len(joined) if joined else None,
         "nodes_ms": nodes,
         "errors": errors,
+        "api_rss_mib_max": step.get("api_rss_mib_max"),
     }
 
 
@@ -100,8 +101,8 @@ def markdown(summaries: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "(rate limits raised for the run); load generator, API and LLM server share this machine.",
         "",
         "| step | users | s | requests | success | P50 s | P95 s | P99 s | TTFT P50 s | TTFT P95 s "
-        "| answers/min | degraded |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| answers/min | degraded | API RSS max MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summaries:
         lat, ttft = s["latency"], s["ttft"]
@@ -109,8 +110,14 @@ def markdown(summaries: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             f"| {s['name']} | {s['users']} | {s['duration_s']:.0f} | {s['requests']} "
             f"| {_f(s['success_rate'] and 100 * s['success_rate'], '{:.1f} %')} "
             f"| {_f(lat['p50'])} | {_f(lat['p95'])} | {_f(lat['p99'])} | {_f(ttft['p50'])} | {_f(ttft['p95'])} "
-            f"| {s['answers_per_min']:.1f} | {_f(s['degraded_share'] and 100 * s['degraded_share'], '{:.1f} %')} |"
+            f"| {s['answers_per_min']:.1f} | {_f(s['degraded_share'] and 100 * s['degraded_share'], '{:.1f} %')} "
+            f"| {_f(s.get('api_rss_mib_max'), '{:.0f}')} |"
         )
+    if meta.get("api_rss_mib_idle"):
+        lines += [
+            "",
+            f"API process RSS at idle (after start-up, before the warm-up): {meta['api_rss_mib_idle']:.0f} MiB.",
+        ]
     present = [n for n in NODES if any(n in s["nodes_ms"] for s in summaries)]
     if present:
         lines += ["", "Time per graph node, P50 / P95 ms (from the audit log):", ""]

@@ -8,16 +8,19 @@ one step per user count). Every step is capped in time; the API is started on a 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 from core.settings import ROOT, get_settings
 from evals.loadtest import report
@@ -27,7 +30,39 @@ QUESTION_FILES = sorted((ROOT / "evals" / "data").glob("questions_*.jsonl"))
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 
 
-def run_step(args: argparse.Namespace, base: str, out: Path, shape: str, users: int) -> dict[str, Any]:
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process, MiB."""
+    return psutil.Process(pid).memory_info().rss / 2**20
+
+
+class RssSampler:
+    """Samples a process's RSS every ``interval_s`` in a thread, for the duration of a ``with`` block."""
+
+    def __init__(self, pid: int, interval_s: float = 2.0) -> None:
+        self.pid, self.interval_s = pid, interval_s
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.samples.append(rss_mib(self.pid))
+            except psutil.Error:
+                return
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def run_step(
+    args: argparse.Namespace, base: str, out: Path, shape: str, users: int, api_pid: int | None = None
+) -> dict[str, Any]:
     """One locust run, capped at ``duration`` plus the stop timeout; returns its manifest entry."""
     duration = args.duration or (300 if shape == "realistic" else 180)
     name = f"{shape}-{users}"
@@ -66,14 +101,18 @@ def run_step(args: argparse.Namespace, base: str, out: Path, shape: str, users: 
     ]
     print(f"step {name}: {users} users, {duration} s ({shape})", flush=True)
     started = time.time()
-    with (out / f"locust-{name}.log").open("wb") as fh:
+    sampler = RssSampler(api_pid) if api_pid else None
+    with (out / f"locust-{name}.log").open("wb") as fh, sampler or contextlib.nullcontext():
         try:
             subprocess.run(
                 cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, timeout=duration + stop_timeout + 60
             )
         except subprocess.TimeoutExpired:
             print(f"step {name}: locust did not finish in time and was stopped", flush=True)
-    return {"name": name, "shape": shape, "users": users, "started": started, "ended": time.time()}
+    entry: dict[str, Any] = {"name": name, "shape": shape, "users": users, "started": started, "ended": time.time()}
+    if sampler and sampler.samples:
+        entry["api_rss_mib_max"] = round(max(sampler.samples), 1)
+    return entry
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -111,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     out = (args.out or ROOT / "var" / "loadtest" / f"{stamp}-{args.target}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     standin = api = None
+    rss_idle = 0.0
     steps: list[dict[str, Any]] = []
     try:
         if args.target == "standin":
@@ -121,11 +161,12 @@ def main(argv: list[str] | None = None) -> int:
             llm_url, llm = args.llm_url, f"vLLM at {args.llm_url} ({args.llm_model})"
             httpx.get(llm_url + "/models", timeout=10).raise_for_status()
         api, base = start_api(args, llm_url, out)
+        rss_idle = rss_mib(api.pid)
         warm_up(base, args.request_timeout_s)
         if args.shape in ("realistic", "all"):
-            steps.append(run_step(args, base, out, "realistic", max(args.user_steps)))
+            steps.append(run_step(args, base, out, "realistic", max(args.user_steps), api.pid))
         if args.shape in ("stress", "all"):
-            steps += [run_step(args, base, out, "stress", users) for users in args.user_steps]
+            steps += [run_step(args, base, out, "stress", users, api.pid) for users in args.user_steps]
     finally:
         stop(api)
         stop(standin)
@@ -134,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         "started": stamp,
         "llm": llm,
         "answer_tokens": args.answer_tokens,
+        "api_rss_mib_idle": round(rss_idle, 1) if api is not None else None,
         "questions": len({json.loads(x)["question"] for f in QUESTION_FILES for x in f.open() if x.strip()}),
         "steps": steps,
     }

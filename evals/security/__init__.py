@@ -16,9 +16,10 @@ from evals.security.cases import (
     read_jsonl,
 )
 from evals.security.client import Response, Result, reassemble_stream, sse_events
-from evals.security.control import LEAK_KINDS, run_control
+from evals.security.control import run_control
 from evals.security.judge import Judge, Verdict
 from evals.security.launch import started_server
+from evals.security.leaks import LEAK_KINDS
 from evals.security.report import passed, run_suite, summarise
 
 __all__ = [

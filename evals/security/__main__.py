@@ -35,8 +35,6 @@ from evals.security.control import run_control
 from evals.security.launch import started_server
 from evals.security.report import run_suite
 
-# --------------------------------------------------------------------------------------------- main
-
 
 def _interrupted(signum: int, frame: object) -> None:
     print(f"[security] received signal {signum}: stopping", file=sys.stderr, flush=True)

@@ -50,9 +50,6 @@ def log(msg: str) -> None:
     print(f"[security] {msg}", flush=True)
 
 
-# --------------------------------------------------------------------------------------------- data
-
-
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Rows of a JSONL file."""
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

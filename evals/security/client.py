@@ -15,8 +15,6 @@ import httpx
 
 from evals.security.cases import CONCURRENCY, DEFAULT_BUDGET_S, REQUEST_TIMEOUT_S, Case, log
 
-# ------------------------------------------------------------------------------------------- client
-
 if TYPE_CHECKING:
     from evals.security.judge import Judge
 

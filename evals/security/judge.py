@@ -10,8 +10,6 @@ from chains import prompts
 from evals.security.cases import _JSON_STRING, _WS, SPAN_CHARS, Case
 from evals.security.client import Response
 
-# -------------------------------------------------------------------------------------------- judge
-
 
 def norm(text: str) -> str:
     """Collapse whitespace and fold case, for span matching."""

@@ -18,8 +18,6 @@ import httpx
 
 from evals.security.cases import E5_DIR, RAISED_LIMITS, ROOT, log
 
-# -------------------------------------------------------------------------------------------- audit
-
 
 def audit_files(path: Path) -> list[Path]:
     """The audit file and its rotated siblings."""
@@ -42,9 +40,6 @@ def missing_audit_ids(path: Path, request_ids: list[str], wait_s: float = 10.0) 
         if not missing or time.monotonic() > deadline:
             return missing
         time.sleep(0.5)
-
-
-# ------------------------------------------------------------------------------------------- server
 
 
 def free_port() -> int:

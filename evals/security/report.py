@@ -26,8 +26,6 @@ from evals.security.client import Result, run_cases
 from evals.security.judge import Judge
 from evals.security.launch import missing_audit_ids
 
-# ------------------------------------------------------------------------------------------- report
-
 
 def summarise(results: list[Result], *, duration_s: float, audit_missing: list[str] | None) -> dict[str, Any]:
     """The figures of a run."""
@@ -154,9 +152,6 @@ def _md(text: str, limit: int = 240) -> str:
     t = _WS.sub(" ", text).strip()
     t = t if len(t) <= limit else t[:limit] + "…"
     return "`" + t.replace("`", "'") + "`" if t else "(empty)"
-
-
-# ------------------------------------------------------------------------------------------ a run
 
 
 def run_suite(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -77,54 +78,84 @@ def indexed_chroma(tmp_path_factory: pytest.TempPathFactory, e5_dir: Path) -> Pa
     return path
 
 
-@pytest.fixture(scope="session")
-def api_server(vllm_server: str, indexed_chroma: Path, e5_dir: Path, tmp_path_factory) -> Iterator[str]:
-    """The API as a real uvicorn process on a free loopback port."""
+@contextlib.contextmanager
+def launch_api(workdir: Path, env: dict[str, str]) -> Iterator[tuple[str, Path]]:
+    """Run ``uvicorn server:app`` with ``env`` on a free loopback port until ready; yield (base URL, log)."""
     port = free_port()
-    log = tmp_path_factory.mktemp("api") / "api.log"
-    env = {
-        **os.environ,
+    log = workdir / "api.log"
+    with log.open("w") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "server:app", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"API exited during start-up:\n{log.read_text()[-3000:]}")
+            try:
+                if httpx.get(base + "/ready", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        else:
+            pytest.fail(f"API not ready after 180 s:\n{log.read_text()[-3000:]}")
+        yield base, log
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def base_env(workdir: Path, vllm_server: str, indexed_chroma: Path, e5_dir: Path) -> dict[str, str]:
+    """What every API under test needs: the index, the models, the LLM, its own audit file and stop flag."""
+    return {
         "CHROMA_PATH": str(indexed_chroma),
         "EMBEDDING_MODEL": str(e5_dir),
         "LLM_BASE_URL": vllm_server,
         "ADMIN_TOKEN": ADMIN_TOKEN,
-        "AUDIT_LOG_PATH": str(log.parent / "audit.jsonl"),
-        "EMERGENCY_STOP_FILE": str(log.parent / "EMERGENCY_STOP"),
-        # Test profile: the suite sends more than a shopper would; the defaults are tested in tests/unit/security.
+        "AUDIT_LOG_PATH": str(workdir / "audit.jsonl"),
+        "EMERGENCY_STOP_FILE": str(workdir / "EMERGENCY_STOP"),
+        "HISTORY_DB_PATH": str(workdir / "conversations.sqlite"),
+    }
+
+
+@pytest.fixture(scope="session")
+def api_server(vllm_server: str, indexed_chroma: Path, e5_dir: Path, tmp_path_factory) -> Iterator[str]:
+    """The API as a real uvicorn process on a free loopback port (the integration profile)."""
+    workdir = tmp_path_factory.mktemp("api")
+    env = {
+        **base_env(workdir, vllm_server, indexed_chroma, e5_dir),
+        # Test profile: the suite sends more than a shopper would; the defaults are tested in
+        # tests/unit/security and, end to end, in tests/integration/test_serving_limits.py.
         "RATE_LIMIT_PER_MINUTE": "10000",
         "RATE_LIMIT_PER_HOUR": "100000",
         # A 2-core CI machine also runs vLLM's busy worker: give the CPU model room.
         "LLM_TIMEOUT_S": "180",
         "REWRITE_TIMEOUT_S": "120",  # the follow-up rewrite of /api/chat, same reason
-        "HISTORY_DB_PATH": str(log.parent / "conversations.sqlite"),
         "REQUEST_TIMEOUT_S": "400",  # the whole-request deadline must not cut the slow CPU answer short
     }
     print("integration profile: rate limits raised to 10000/minute, 100000/hour for the API under test")
-    with log.open("w") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "server:app", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"API exited during start-up:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(base + "/ready", timeout=5).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    else:
-        proc.terminate()
-        pytest.fail(f"API not ready after 180 s:\n{log.read_text()[-3000:]}")
-    yield base
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with launch_api(workdir, env) as (base, _):
+        yield base
+
+
+@pytest.fixture
+def api_profile(vllm_server: str, indexed_chroma: Path, e5_dir: Path, tmp_path_factory):
+    """Start an extra API process with its own settings: ``with api_profile("name", {...}) as (base, dir):``."""
+
+    @contextlib.contextmanager
+    def start(name: str, overrides: dict[str, str]) -> Iterator[tuple[str, Path]]:
+        workdir = tmp_path_factory.mktemp(name)
+        env = {**base_env(workdir, vllm_server, indexed_chroma, e5_dir), **overrides}
+        with launch_api(workdir, env) as (base, _):
+            yield base, workdir
+
+    return start

@@ -57,7 +57,7 @@ def test_step_without_requests_renders_dashes(tmp_path):
     assert s["requests"] == 0 and s["success_rate"] is None and s["answers_per_min"] == 0
     line = report.markdown([s], {"target": "standin"}).splitlines()
     row = next(x for x in line if x.startswith("| stress-100"))
-    assert row.count("–") == 7
+    assert row.count("–") == 8  # success, 3 latency and 2 TTFT percentiles, degraded, RSS
 
 
 def test_audit_join_uses_only_stream_requests():
@@ -67,3 +67,29 @@ def test_audit_join_uses_only_stream_requests():
         {"route": "/rag/stream"},
     ]
     assert list(report.audit_by_request(records)) == ["a"]
+
+
+def test_api_memory_is_reported_when_sampled():
+    step = {
+        "name": "stress-10",
+        "shape": "stress",
+        "users": 10,
+        "started": 0.0,
+        "ended": 60.0,
+        "api_rss_mib_max": 1234.5,
+    }
+    md = report.markdown([report.summarise(step, [], {})], {"target": "standin", "api_rss_mib_idle": 987.6})
+    row = next(x for x in md.splitlines() if x.startswith("| stress-10"))
+    assert row.endswith("| 1234 |")  # the last column, whole MiB
+    assert "RSS at idle" in md and "988 MiB" in md
+
+
+def test_rss_sampler_reads_this_process():
+    import os
+    import time
+
+    from evals.loadtest.run import RssSampler
+
+    with RssSampler(os.getpid(), interval_s=0.05) as sampler:
+        time.sleep(0.3)
+    assert sampler.samples and all(50 < s < 100_000 for s in sampler.samples)

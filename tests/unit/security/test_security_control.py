@@ -37,6 +37,10 @@ def test_blocked_answers_are_flagged_refused(control):
     assert all(r["refused_flag"] for r in control["rows"]), [r for r in control["rows"] if not r["refused_flag"]][:3]
 
 
+def test_each_leak_kind_trips_its_own_output_rule(control):
+    assert control["leak_rule_missed"] == []
+
+
 def test_judge_flags_the_unfiltered_leaks(control):
     assert control["judge_missed_raw_leak"] == []
     assert control["passed"]
