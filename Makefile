@@ -14,7 +14,7 @@ export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
 .PHONY: help install models ingest run stop llm-start llm-stop api-start api-stop test test-unit security bench-guard \
-        test-integration lint studio clean bench loadtest
+        test-integration lint studio clean bench loadtest ops-tools dashboard browser-tools
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -82,10 +82,10 @@ stop: api-stop llm-stop ## stop the API and the LLM servers
 test-unit: $(VENV)/.installed ## unit tests only (offline, scripted fake LLM, seconds)
 	@$(PY) -m pytest tests/unit -q
 
-test: install models ## all tests: unit + integration (starts real vLLM on CPU itself)
+test: install models ops-tools browser-tools ## all tests: unit + integration (starts real vLLM on CPU itself)
 	@$(PY) -m pytest tests -q -rs
 
-test-integration: install models ## integration tests only
+test-integration: install models ops-tools ## integration tests only
 	@$(PY) -m pytest tests/integration -q -rs
 
 lint: $(VENV)/.installed ## ruff (lint + import order + docstrings) and mypy
@@ -117,3 +117,26 @@ bench: ## service cost vs. the bare LLM, latency (invoke, first token) and memor
 LOADTEST_ARGS ?= --target standin
 loadtest: install models ingest ## load test (locust): realistic 100 users 5 min + stress 10/50/100 users, 3 min each
 	@$(PY) -m evals.loadtest $(LOADTEST_ARGS)
+
+# nginx and Prometheus (promtool) from Debian, for the deployment tests; installed only when missing.
+ops-tools: ## install Debian's nginx and prometheus (promtool) if missing (the deploy tests need them)
+	@if ! command -v nginx >/dev/null || ! command -v promtool >/dev/null; then \
+	  echo "==> installing nginx and prometheus (Debian packages) for the deployment tests"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends nginx prometheus >/dev/null \
+	  || { echo "could not install nginx/prometheus" >&2; exit 1; }; \
+	fi
+
+dashboard: $(VENV)/.installed ## regenerate deploy/grafana/dashboards/shop-assistant.json with grafana-foundation-sdk
+	@$(PY) deploy/grafana/dashboard.py --out deploy/grafana/dashboards/shop-assistant.json
+
+# Headless Chromium from Debian for the chat widget's browser tests (Playwright drives /usr/bin/chromium).
+browser-tools: ## install Debian's chromium and chromium-driver if missing (the browser tests need them)
+	@if [ ! -x /usr/bin/chromium ] || ! command -v chromedriver >/dev/null; then \
+	  echo "==> installing chromium and chromium-driver (Debian packages) for the browser tests"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null \
+	  || { echo "could not install chromium" >&2; exit 1; }; \
+	fi

@@ -26,10 +26,12 @@ from api.conversations import conversations
 from api.gate import EmergencyStop, SecurityGate
 from api.inflight import InFlightCap
 from api.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from api.observability import router as metrics_router
 from api.openai_compat import make_router as openai_router
 from api.security import require_admin
 from api.timeouts import RequestTimeoutError
 from api.validation import LangServeBodyMiddleware
+from api.widget import mount_widget
 from core.resources import get_resources
 from core.settings import Settings, get_settings
 from graph.builder import graph
@@ -146,8 +148,10 @@ def create_app() -> FastAPI:
         )
 
     app.include_router(admin_router)
+    app.include_router(metrics_router)
     app.include_router(openai_router(server_config))
     app.include_router(chat_router)
+    mount_widget(app)  # GET / (the chat page) and /widget/ (its script and stylesheet)
     add_routes(
         app,
         assistant,

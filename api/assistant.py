@@ -10,6 +10,7 @@ text, and clients show the refusal in place of the partial answer.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal, cast
 
@@ -23,6 +24,7 @@ from api.timeouts import RequestTimeoutError, until_deadline, within_deadline
 from chains import prompts
 from chains.context import grounding_text
 from core import requestctx
+from core.metrics import TIME_TO_FIRST_TOKEN
 from core.resources import get_resources
 from core.settings import get_settings
 from graph.builder import graph
@@ -89,11 +91,14 @@ class Assistant(Runnable[dict[str, Any], dict[str, Any]]):
         guard = StreamGuard(get_resources().output_filter)
         final: dict[str, Any] = {}
         sent_sources = streamed = False
+        t0 = time.perf_counter()
         try:
             async for chunk in until_deadline(self._run(input, config, guard, final), get_settings().request_timeout_s):
                 if "sources" in chunk:
                     sent_sources = True
                 if "answer" in chunk:
+                    if not streamed:
+                        TIME_TO_FIRST_TOKEN.observe(time.perf_counter() - t0)
                     streamed = True
                 yield chunk
         except (openai.APIError, RequestTimeoutError) as exc:

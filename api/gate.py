@@ -17,6 +17,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.observability import observe_request
 from core import requestctx
 from guards.audit import AuditLog, hash_ip
 from guards.ratelimit import RateLimiter
@@ -161,6 +162,10 @@ class SecurityGate:
         finally:
             record["status"] = status_box["status"]
             record["latency_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+            try:
+                observe_request(scope, record, time.perf_counter() - t0, estop_active=self.estop.active())
+            except Exception:
+                logger.warning("could not update the request metrics", exc_info=True)
             if record.get("guard", {}).get("decision") == "refuse":
                 try:
                     await self.limiter.strike(ip_key)

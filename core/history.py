@@ -8,6 +8,7 @@ Opened once at start-up (the server's lifespan) and closed at shutdown.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -116,7 +117,8 @@ async def _open_sqlite(settings: Settings) -> HistoryStore:
     import aiosqlite
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-    settings.history_db_path.parent.mkdir(parents=True, exist_ok=True)
+    # Off the event loop: LangGraph's dev server (Studio) refuses blocking calls at start-up.
+    await asyncio.to_thread(settings.history_db_path.parent.mkdir, parents=True, exist_ok=True)
     conn = await aiosqlite.connect(settings.history_db_path)
     saver = AsyncSqliteSaver(conn)
 

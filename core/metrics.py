@@ -36,3 +36,49 @@ BATCH_SIZE = Histogram(
     ["model"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128),
 )
+
+# Request-level metrics, updated by api.observability from the gate's audit record (route templates, not paths).
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120)
+HTTP_REQUESTS = Counter(
+    f"{NAMESPACE}_http_requests_total",
+    "HTTP requests by route template, method and status.",
+    ["route", "method", "status"],
+)
+HTTP_LATENCY = Histogram(
+    f"{NAMESPACE}_http_request_duration_seconds",
+    "Time until the response was sent completely (streams included), by route template and status.",
+    ["route", "status"],
+    buckets=LATENCY_BUCKETS,
+)
+TIME_TO_FIRST_TOKEN = Histogram(
+    f"{NAMESPACE}_time_to_first_token_seconds",
+    "Streamed answers: time until the first answer text.",
+    buckets=LATENCY_BUCKETS,
+)
+TOKENS_GENERATED = Counter(f"{NAMESPACE}_generated_tokens_total", "Completion tokens reported by the LLM.", ["backend"])
+GUARD_VERDICTS = Counter(
+    f"{NAMESPACE}_guard_verdicts_total",
+    "Guard decisions: stage (input, output), decision, and the first reason ('none' when passed).",
+    ["stage", "decision", "reason"],
+)
+RATE_LIMIT_REJECTIONS = Counter(
+    f"{NAMESPACE}_rate_limit_rejections_total", "Requests refused with 429, by verdict (limited, blocked).", ["verdict"]
+)
+RETRIEVAL_TOP_SCORE = Histogram(
+    f"{NAMESPACE}_retrieval_top_score",
+    "Similarity of the best kept chunk per answered question (0 when nothing relevant was found).",
+    buckets=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+)
+BACKEND_REQUESTS = Counter(f"{NAMESPACE}_backend_requests_total", "Requests sent to an LLM backend.", ["backend"])
+BACKEND_ERRORS = Counter(
+    f"{NAMESPACE}_backend_errors_total", "LLM backend calls that failed or timed out.", ["backend"]
+)
+BACKEND_TRAFFIC_SHARE = Gauge(
+    f"{NAMESPACE}_backend_traffic_share", "Configured share (0..1) of new conversations per LLM backend.", ["backend"]
+)
+BACKEND_ROLLBACKS = Counter(
+    f"{NAMESPACE}_backend_rollbacks_total",
+    "Automatic rollbacks of an LLM canary backend (set by the backend registry, issue #6).",
+    ["backend", "reason"],
+)
+EMERGENCY_STOP = Gauge(f"{NAMESPACE}_emergency_stop", "1 while the emergency stop is active, else 0.")

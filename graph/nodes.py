@@ -201,13 +201,11 @@ async def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Call the LLM (OpenAI-compatible server) with the prepared messages."""
     llm = get_resources().llm
     limit = _ctx(runtime).max_tokens  # the OpenAI endpoint may ask for fewer tokens, never more
+    requestctx.annotate(backend=getattr(llm, "model_name", type(llm).__name__))  # before the call: errors count too
     message = await (llm.bind(max_tokens=limit) if limit else llm).ainvoke(state["messages"])
     answer = str(message.content).strip()
     usage = getattr(message, "usage_metadata", None) or {}
-    requestctx.annotate(
-        backend=getattr(llm, "model_name", type(llm).__name__),
-        tokens={"prompt": usage.get("input_tokens"), "completion": usage.get("output_tokens")},
-    )
+    requestctx.annotate(tokens={"prompt": usage.get("input_tokens"), "completion": usage.get("output_tokens")})
     return {"answer": answer}
 
 

@@ -85,3 +85,43 @@ def test_in_flight_cap_and_degradation_end_to_end(api_profile):
     assert any(line.startswith("event: end") for line in events)
     degraded = _audit_lines(workdir / "audit.jsonl", {stream_id})[stream_id].get("degraded")
     assert degraded and {"expansion", "rerank"} <= set(degraded), degraded
+
+
+def _aborted(llm_base: str) -> float:
+    """vLLM's count of requests that ended because the client went away."""
+    text = httpx.get(llm_base.removesuffix("/v1") + "/metrics", timeout=10).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("vllm:request_success_total{") and 'finished_reason="abort"' in line
+    )
+
+
+def test_client_disconnect_aborts_the_llm_request(api_profile, vllm_server):
+    # A long, fixed-length answer (no stop sequences, EOS ignored) so that the generation is surely still
+    # running when the client leaves after the first answer text.
+    env = {
+        "LLM_MAX_TOKENS": "400",
+        "LLM_STOP": "[]",
+        "LLM_EXTRA_BODY": '{"ignore_eos": true}',
+        "RATE_LIMIT_PER_MINUTE": "1000",
+        "LLM_TIMEOUT_S": "180",
+        "REQUEST_TIMEOUT_S": "400",
+    }
+    print("profile: 400-token answers without stop sequences (ignore_eos), to disconnect mid-answer")
+    before = _aborted(vllm_server)
+    with api_profile("disconnect", env) as (base, _):
+        t0 = time.monotonic()
+        with httpx.stream("POST", f"{base}/rag/stream", json={"input": {"question": QUESTION}}, timeout=300) as r:
+            for line in r.iter_lines():
+                if line.startswith("data:") and '"answer"' in line:
+                    break  # leave after the first answer text: closes the connection
+        left = time.monotonic()
+        deadline = left + 15
+        while _aborted(vllm_server) <= before and time.monotonic() < deadline:
+            time.sleep(0.25)
+        aborted_after = time.monotonic() - left
+    assert _aborted(vllm_server) > before, "vLLM never saw the request aborted"
+    print(
+        f"first answer text after {left - t0:.1f} s; vLLM counted the abort {aborted_after:.2f} s after the client left"
+    )
