@@ -84,7 +84,9 @@ def make_output_filter(settings: Settings) -> OutputFilter:
 def build_resources(settings: Settings) -> Resources:
     """Build every heavy client from ``settings``; raises if the index does not fit the embedder."""
     embedder = make_embedder(settings.embedding_provider, settings.embedding_model, settings.embedding_device)
-    store = VectorStore(open_client(settings.chroma_path), settings.chroma_collection, embedder.name)
+    store = VectorStore(
+        open_client(settings.chroma_path, settings.chroma_url), settings.chroma_collection, embedder.name
+    )
     embedder.embed_queries(["warm-up"])  # first torch call is slow; pay it at start-up, not per request
     classifier, classifier_error = None, ""
     try:

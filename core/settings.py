@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     reranker_provider: RerankerProvider = "lexical"
     reranker_model: str = "cross-encoder/mmarco-mMiniLMv2-L12-H384-v1"
     chroma_path: Path = ROOT / "var" / "chroma"
+    chroma_url: str | None = None  # a Chroma server (http://host:port) instead of the embedded CHROMA_PATH
     chroma_collection: str = "catalogue"
     catalogue_dir: Path = ROOT / "data" / "catalogue"
     chunk_tokens: int = Field(default=512, ge=32, le=512)

@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import chromadb
 import numpy as np
@@ -36,10 +37,17 @@ class Hit:
     metadata: dict[str, Any]
 
 
-def open_client(path: Path) -> Any:
-    """Open the persistent embedded Chroma client at ``path`` (telemetry off)."""
+def open_client(path: Path, url: str | None = None) -> Any:
+    """Chroma: a server at ``url`` when given (``CHROMA_URL``), else the embedded, persistent one at ``path``."""
+    settings = ChromaSettings(anonymized_telemetry=False)
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"CHROMA_URL must look like http://host:port, not {url!r}")
+        port = parts.port or (443 if parts.scheme == "https" else 8000)
+        return chromadb.HttpClient(host=parts.hostname, port=port, ssl=parts.scheme == "https", settings=settings)
     path.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(path=str(path), settings=ChromaSettings(anonymized_telemetry=False))
+    return chromadb.PersistentClient(path=str(path), settings=settings)
 
 
 class VectorStore:

@@ -5,7 +5,8 @@
 #   deploy/rollback.sh status     print the live deployment
 # Re-renders deploy/nginx/nginx.conf.template with weights 100/0 or 0/100, checks it with `nginx -t`, reloads
 # nginx, then checks /health through nginx; on any failure the previous config is put back and reloaded.
-# DEPLOY_MODE=compose (default: nginx in docker compose) or systemd (Debian's nginx on the host).
+# DEPLOY_MODE=compose (default: nginx in docker compose), systemd (Debian's nginx on the host) or local (an
+# nginx started with `-p NGINX_PREFIX -c NGINX_CONF_OUT`, e.g. the integration test's loopback nginx).
 set -euo pipefail
 DEPLOY="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 MODE="${DEPLOY_MODE:-compose}"
@@ -14,6 +15,9 @@ STATE="${BLUEGREEN_STATE:-$(dirname "$RENDERED")/live}"
 HEALTH_URL="${HEALTH_URL:-http://127.0.0.1/health}"
 if [[ "$MODE" == compose ]]; then
   : "${BLUE_SERVERS:=api-blue:8000}" "${GREEN_SERVERS:=api-green:8000}" "${NGINX_STATE_DIR:=/var/cache/nginx}"
+elif [[ "$MODE" == local ]]; then
+  : "${NGINX_PREFIX:?DEPLOY_MODE=local needs NGINX_PREFIX}" "${BLUE_SERVERS:?}" "${GREEN_SERVERS:?}"
+  : "${NGINX_STATE_DIR:=$NGINX_PREFIX/state}" "${NGINX_LOG_DIR:=$NGINX_PREFIX/logs}"
 else
   : "${BLUE_SERVERS:=127.0.0.1:8101 127.0.0.1:8102}" "${GREEN_SERVERS:=127.0.0.1:8201 127.0.0.1:8202}"
   : "${NGINX_STATE_DIR:=/var/lib/nginx}"
@@ -29,16 +33,18 @@ case "$target" in
 esac
 
 args=(--weights "$weights" --listen "${NGINX_LISTEN:-80}" --state-dir "$NGINX_STATE_DIR" --log-dir "${NGINX_LOG_DIR:-/var/log/nginx}")
+[[ -n "${NGINX_RATE:-}" ]] && args+=(--rate "$NGINX_RATE" --burst "${NGINX_BURST:-40}")
 for s in $BLUE_SERVERS; do args+=(--blue "$s"); done
 for s in $GREEN_SERVERS; do args+=(--green "$s"); done
 [[ -n "${TLS_CERT:-}" ]] && args+=(--tls-cert "$TLS_CERT" --tls-key "$TLS_KEY")
 
 nginx_do() {  # run an nginx command where nginx runs
   if [[ "$MODE" == compose ]]; then docker compose -f "$DEPLOY/docker-compose.yml" exec -T nginx nginx "$@"
+  elif [[ "$MODE" == local ]]; then nginx -p "$NGINX_PREFIX" -c "$RENDERED" -e "$NGINX_LOG_DIR/error.log" "$@"
   else nginx -c "$RENDERED" "$@"; fi
 }
 reload() {
-  if [[ "$MODE" == compose ]]; then nginx_do -s reload; else systemctl reload nginx; fi
+  if [[ "$MODE" == systemd ]]; then systemctl reload nginx; else nginx_do -s reload; fi
 }
 
 mkdir -p "$(dirname "$RENDERED")"

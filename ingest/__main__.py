@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     embedder = make_embedder(settings.embedding_provider, settings.embedding_model, settings.embedding_device)
-    client = open_client(settings.chroma_path)
+    client = open_client(settings.chroma_path, settings.chroma_url)
     if args.rebuild:
         with contextlib.suppress(Exception):  # an absent collection is fine
             client.delete_collection(args.collection)

@@ -10,24 +10,11 @@ from langserve import RemoteRunnable
 
 from chains import prompts
 from conftest import ADMIN_TOKEN
+from evals.security.client import sse_events
 from guards.output import HOLDBACK_CHARS
 
 QUESTION = "Hoeveel liter is de afvalbak van de zelfreinigende kattenbak?"
 SELF_CLEANING = "purrclean-autobox-9"
-
-
-def _sse(body: str) -> list[tuple[str, object]]:
-    out = []
-    for block in body.replace("\r\n", "\n").split("\n\n"):
-        event, data = "message", []
-        for line in block.splitlines():
-            if line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:"):
-                data.append(line[5:].strip())
-        if data and data[0]:
-            out.append((event, json.loads("\n".join(data))))
-    return out
 
 
 def test_invoke_answers_dutch_question_with_source(api_server):
@@ -46,7 +33,7 @@ def test_stream_delivers_sources_then_several_tokens(api_server):
     with httpx.stream("POST", f"{api_server}/rag/stream", json={"input": {"question": QUESTION}}, timeout=300) as r:
         assert r.status_code == 200
         body = "".join(r.iter_text())
-    data = [d for e, d in _sse(body) if e == "data"]
+    data = [d for e, d in sse_events(body) if e == "data"]
     assert isinstance(data[0], dict) and data[0]["sources"][0]["id"] == SELF_CLEANING
     tokens = [d["answer"] for d in data if isinstance(d, dict) and "answer" in d]
     answer = "".join(tokens)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import re
 import subprocess
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -22,6 +24,7 @@ from fakes import fake_resources
 from fakes_serving import free_port, served, slow_llm
 
 QUESTION = "Hoeveel liter is de afvalbak van de zelfreinigende kattenbak?"
+ROLLBACK = Path(__file__).resolve().parents[2] / "deploy" / "rollback.sh"
 
 
 @pytest.fixture
@@ -96,6 +99,42 @@ def test_blue_green_weights_sse_and_rate_limit(tmp_path, blue_green):
             assert sum(seen.values()) == 12, seen
             assert set(seen) == expected, (weights, seen)
             time.sleep(3)
+
+        # 2b. The runbook's script itself (deploy/rollback.sh, local mode): release to blue, roll back to
+        #     green, and a switch to a dead deployment is undone by the script's health check.
+        script_env = {
+            **os.environ,
+            "DEPLOY_MODE": "local",
+            "NGINX_PREFIX": str(tmp_path),
+            "NGINX_CONF_OUT": str(tmp_path / "nginx.conf"),
+            "BLUEGREEN_STATE": str(tmp_path / "state" / "live"),
+            "BLUE_SERVERS": blue,
+            "GREEN_SERVERS": green,
+            "NGINX_LISTEN": listen,
+            "NGINX_RATE": "5r/s",
+            "NGINX_BURST": "20",
+            "HEALTH_URL": base + "/health",
+        }
+        for args, expected in ((["blue"], blue), ([], green)):  # no argument = roll back to the other colour
+            t0 = time.monotonic()
+            run = subprocess.run([str(ROLLBACK), *args], env=script_env, capture_output=True, text=True, timeout=60)
+            took = time.monotonic() - t0
+            assert run.returncode == 0, run.stdout + run.stderr
+            since = _log_len(access)
+            assert all(client.get("/health").status_code == 200 for _ in range(8))
+            assert set(_upstreams(access, since)) == {expected}, run.stdout
+            assert took < 30, f"switch took {took:.1f} s"
+            time.sleep(2)
+        status = subprocess.run([str(ROLLBACK), "status"], env=script_env, capture_output=True, text=True, timeout=10)
+        assert status.stdout.strip() == "green"
+        dead = {**script_env, "BLUE_SERVERS": f"127.0.0.1:{free_port()}"}  # nothing listens there
+        run = subprocess.run([str(ROLLBACK), "blue"], env=dead, capture_output=True, text=True, timeout=90)
+        assert run.returncode == 1 and "restoring the previous nginx config" in run.stderr, run.stdout + run.stderr
+        time.sleep(1.5)
+        since = _log_len(access)
+        assert all(client.get("/health").status_code == 200 for _ in range(5))
+        assert set(_upstreams(access, since)) == {green}
+        time.sleep(4)
 
         # 3. limit_req per IP: a burst well above rate + burst gets JSON 429s from nginx itself.
         codes = collections.Counter()

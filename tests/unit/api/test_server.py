@@ -8,26 +8,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from core.resources import set_resources
+from evals.security.client import sse_events
 from fakes import fake_resources
 
 QUESTION = "Hoeveel liter is de afvalbak van de zelfreinigende kattenbak?"
 TOKEN = "test-admin-token-123"
 LONG = "De afvalbak van de PurrClean AutoBox 9 heeft een inhoud van 9 liter en gaat ongeveer een week mee."
-
-
-def sse_events(body: str) -> list[tuple[str, object]]:
-    """Parse a server-sent-events body into (event, decoded data) pairs."""
-    out = []
-    for block in body.replace("\r\n", "\n").split("\n\n"):
-        event, data = "message", []
-        for line in block.splitlines():
-            if line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:"):
-                data.append(line[5:].strip())
-        if data:
-            out.append((event, json.loads("\n".join(data)) if data[0] else None))
-    return out
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ def test_compose_keeps_vllm_and_the_data_stores_internal():
     compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
     services = compose["services"]
     assert compose["networks"]["backend"] == {"internal": True}
-    for name in ("vllm", "redis", "postgres", "prometheus"):
+    for name in ("vllm", "chroma", "redis", "postgres", "prometheus"):
         assert "ports" not in services[name], name
         assert services[name]["networks"] == ["backend"], name
     published = {name for name, svc in services.items() if "ports" in svc}
