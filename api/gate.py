@@ -98,6 +98,16 @@ async def _json(send: Send, status: int, body: dict[str, Any], headers: list[tup
     await send({"type": "http.response.body", "body": raw})
 
 
+# Refusals caused by the service itself (the classifier could not answer in time or is missing) fail closed
+# but are not the client's fault: they do not count towards the client's backoff.
+SERVICE_FAULTS = frozenset({"classifier_timeout", "classifier_unavailable"})
+
+
+def _client_strike(guard: dict[str, Any]) -> bool:
+    """A guard refusal that the client caused (rules or classifier flagged the question)."""
+    return guard.get("decision") == "refuse" and bool(set(guard.get("reasons") or []) - SERVICE_FAULTS)
+
+
 class SecurityGate:
     """Emergency stop → rate limit → app, with one audit line per request."""
 
@@ -166,7 +176,7 @@ class SecurityGate:
                 observe_request(scope, record, time.perf_counter() - t0, estop_active=self.estop.active())
             except Exception:
                 logger.warning("could not update the request metrics", exc_info=True)
-            if record.get("guard", {}).get("decision") == "refuse":
+            if _client_strike(record.get("guard") or {}):
                 try:
                     await self.limiter.strike(ip_key)
                 except Exception:

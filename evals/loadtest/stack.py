@@ -96,6 +96,7 @@ def start_api(args: argparse.Namespace, llm_url: str, out: Path) -> tuple[subpro
         "EMERGENCY_STOP_FILE": str(out / "EMERGENCY_STOP"),
         "RATE_LIMIT_PER_MINUTE": str(RATE_PER_MINUTE),
         "RATE_LIMIT_PER_HOUR": str(RATE_PER_HOUR),
+        "BACKOFF_STRIKES": str(RATE_PER_HOUR),  # one IP for every simulated user: no shared backoff
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "ANONYMIZED_TELEMETRY": "False",
@@ -104,7 +105,8 @@ def start_api(args: argparse.Namespace, llm_url: str, out: Path) -> tuple[subpro
         env["CHROMA_PATH"] = str(args.chroma_path)
     print(
         f"load-test profile: per-IP rate limits raised to {RATE_PER_MINUTE}/minute and {RATE_PER_HOUR}/hour "
-        "for this API process only (all load comes from 127.0.0.1); answer length fixed at "
+        "and the guard-strike backoff switched off, for this API process only (all load comes from 127.0.0.1); "
+        "answer length fixed at "
         f"{args.answer_tokens} tokens (no stop sequences); no answer cache",
         flush=True,
     )

@@ -63,6 +63,18 @@ def test_guard_refusals_count_as_strikes(tmp_path, monkeypatch):
     assert after.status_code == 429
 
 
+def test_guard_timeouts_fail_closed_without_striking_the_client(tmp_path, monkeypatch):
+    # The classifier cannot answer within the (tiny) guard timeout: every question is refused (fail closed),
+    # but that is the service's fault, so the client is not pushed into backoff by it.
+    with make_client(tmp_path, monkeypatch, BACKOFF_STRIKES=2, GUARD_TIMEOUT_S="0.000001") as c:
+        outs = [c.post("/rag/invoke", json=Q) for _ in range(4)]
+    assert [r.status_code for r in outs] == [200] * 4
+    assert all(r.json()["output"]["refused"] for r in outs)
+    lines = audit_lines(tmp_path)
+    assert all(x["guard"]["reasons"] == ["classifier_timeout"] for x in lines[-4:]), lines[-4:]
+    assert all(x.get("rate_limit", {}).get("verdict") != "blocked" for x in lines)
+
+
 def test_one_audit_line_per_request_without_raw_ip_or_question(tmp_path, monkeypatch):
     ids = [f"test-req-{i:04d}" for i in range(5)]
     with make_client(tmp_path, monkeypatch, RATE_LIMIT_PER_MINUTE=3) as c:
