@@ -76,6 +76,7 @@ def summarise(step: dict[str, Any], rows: list[dict[str, Any]], audit: dict[str,
         "ok": len(ok),
         "success_rate": len(ok) / len(mine) if mine else None,
         "refused": sum(1 for r in ok if r.get("refused")),
+        "refused_share": sum(1 for r in ok if r.get("refused")) / len(ok) if ok else None,
         "latency": {f"p{q}": pct(latency, q) for q in (50, 95, 99)},
         "ttft": {f"p{q}": pct(ttft, q) for q in (50, 95, 99)},
         "answers_per_min": len(ok) / minutes,
@@ -85,6 +86,10 @@ def summarise(step: dict[str, Any], rows: list[dict[str, Any]], audit: dict[str,
         "errors": errors,
         "api_rss_mib_max": step.get("api_rss_mib_max"),
     }
+
+
+def _pct_cell(share: float | None) -> str:
+    return "–" if share is None else f"{100 * share:.1f} %"
 
 
 def _f(x: float | None, fmt: str = "{:.2f}") -> str:
@@ -100,15 +105,16 @@ def markdown(summaries: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"{meta.get('questions', '?')} distinct questions; endpoint `/rag/stream`; API on 127.0.0.1 "
         "(rate limits raised for the run); load generator, API and LLM server share this machine.",
         "",
-        "| step | users | s | requests | success | P50 s | P95 s | P99 s | TTFT P50 s | TTFT P95 s "
+        "| step | users | s | requests | success | refused | P50 s | P95 s | P99 s | TTFT P50 s | TTFT P95 s "
         "| answers/min | degraded | API RSS max MiB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summaries:
         lat, ttft = s["latency"], s["ttft"]
         lines.append(
             f"| {s['name']} | {s['users']} | {s['duration_s']:.0f} | {s['requests']} "
             f"| {_f(s['success_rate'] and 100 * s['success_rate'], '{:.1f} %')} "
+            f"| {_pct_cell(s.get('refused_share'))} "
             f"| {_f(lat['p50'])} | {_f(lat['p95'])} | {_f(lat['p99'])} | {_f(ttft['p50'])} | {_f(ttft['p95'])} "
             f"| {s['answers_per_min']:.1f} | {_f(s['degraded_share'] and 100 * s['degraded_share'], '{:.1f} %')} "
             f"| {_f(s.get('api_rss_mib_max'), '{:.0f}')} |"

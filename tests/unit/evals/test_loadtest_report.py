@@ -43,7 +43,7 @@ def test_report_from_recorded_run(tmp_path):
     assert abs(second["answers_per_min"] - 7 / (window / 60)) < 1e-9
 
     md = md_path.read_text()
-    assert "| step | users | s | requests | success | P50 s | P95 s | P99 s | TTFT P50 s" in md
+    assert "| step | users | s | requests | success | refused | P50 s | P95 s | P99 s | TTFT P50 s" in md
     assert "| stress-5 | 5 |" in md and "| 87.5 % |" in md
     assert "71.4 %" in md  # stress-6 degraded share
     assert "Time per graph node" in md and "| generate |" not in md.split("Time per graph node")[0]
@@ -57,7 +57,7 @@ def test_step_without_requests_renders_dashes(tmp_path):
     assert s["requests"] == 0 and s["success_rate"] is None and s["answers_per_min"] == 0
     line = report.markdown([s], {"target": "standin"}).splitlines()
     row = next(x for x in line if x.startswith("| stress-100"))
-    assert row.count("–") == 8  # success, 3 latency and 2 TTFT percentiles, degraded, RSS
+    assert row.count("–") == 9  # success, refused, 3 latency and 2 TTFT percentiles, degraded, RSS
 
 
 def test_audit_join_uses_only_stream_requests():
