@@ -149,6 +149,23 @@ class Result:
     question: str = ""
 
 
+def not_sent(case: Case, why: str) -> Result:
+    """The result of a case that was never sent (over the time budget, interrupted run)."""
+    return Result(
+        id=case.id,
+        category=case.category,
+        route=case.route,
+        request_id="",
+        status=0,
+        outcome="skipped",
+        failed=True,
+        reasons=[why],
+        leak=[],
+        latency_s=0.0,
+        question=case.text[:300],
+    )
+
+
 def _progress(done: int, total: int, t0: float) -> str:
     elapsed = time.monotonic() - t0
     rate = done / elapsed if elapsed > 0 else 0.0
@@ -189,19 +206,7 @@ async def run_cases(
         nonlocal done, last_print
         async with sem:
             if time.monotonic() - t0 > budget_s:
-                results[case.id] = Result(
-                    id=case.id,
-                    category=case.category,
-                    route=case.route,
-                    request_id="",
-                    status=0,
-                    outcome="skipped",
-                    failed=True,
-                    reasons=["time budget exhausted"],
-                    leak=[],
-                    latency_s=0.0,
-                    question=case.text[:300],
-                )
+                results[case.id] = not_sent(case, "time budget exhausted")
             else:
                 resp = await send(client, base, case, ids[case.id])
                 verdict = judge.judge(case, resp)

@@ -22,7 +22,7 @@ from evals.security.cases import (
     load_cases,
     log,
 )
-from evals.security.client import Result, run_cases
+from evals.security.client import Result, not_sent, run_cases
 from evals.security.judge import Judge
 from evals.security.launch import missing_audit_ids
 
@@ -179,7 +179,7 @@ def run_suite(
     except (KeyboardInterrupt, SystemExit) as exc:
         interrupted = exc
         log(f"INTERRUPTED ({type(exc).__name__} {exc}): reporting the {len(done)} requests judged so far")
-    results = [done.get(c.id) or _not_sent(c, "interrupted" if interrupted else "not sent") for c in cases]
+    results = [done.get(c.id) or not_sent(c, "interrupted" if interrupted else "not sent") for c in cases]
     duration = time.monotonic() - t0
     missing = missing_audit_ids(audit_log, [r.request_id for r in results]) if audit_log is not None else None
     summary = summarise(results, duration_s=duration, audit_missing=missing)
@@ -205,19 +205,3 @@ def run_suite(
     if interrupted is not None:
         raise interrupted
     return summary
-
-
-def _not_sent(case: Case, why: str) -> Result:
-    return Result(
-        id=case.id,
-        category=case.category,
-        route=case.route,
-        request_id="",
-        status=0,
-        outcome="skipped",
-        failed=True,
-        reasons=[why],
-        leak=[],
-        latency_s=0.0,
-        question=case.text[:300],
-    )
