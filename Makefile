@@ -14,7 +14,7 @@ export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
 .PHONY: help install models ingest run stop llm-start llm-stop api-start api-stop test test-unit security bench-guard \
-        test-integration lint studio clean bench loadtest ops-tools dashboard browser-tools
+        test-integration lint studio clean bench compare eval eval-beir loadtest ops-tools dashboard browser-tools
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -111,6 +111,25 @@ clean: stop ## remove the index, logs and pid files (keeps venvs and models)
 bench: ## service cost vs. the bare LLM, latency (invoke, first token) and memory of the running stack (`make run` first)
 	@$(PY) -m evals.bench_service --url http://127.0.0.1:$(API_PORT)
 	@$(PY) -m evals.bench_latency --url http://127.0.0.1:$(API_PORT)
+
+# Retrieval quality without the LLM (~1 min on 2 cores; EVAL_ARGS="--halves dev" to tune on the dev half only), then
+# answer quality through the whole graph with the real local LLM (~5 min; ANSWER_EVAL_ARGS="--limit 5" for a smoke run).
+eval: install models ingest llm-start ## retrieval ablation table + answer metrics with the real LLM → var/eval/
+	@$(PY) -m evals.retrieval_eval $(EVAL_ARGS)
+	@$(PY) -m evals.answer_eval $(ANSWER_EVAL_ARGS)
+
+# SciFact (or any BEIR folder: BEIR_ARGS="path/to/folder"): the first run embeds the corpus into .cache/beir/ (~20 min
+# on 2 cores, progress bar with ETA), later runs reuse it. A benchmark, outside `make test`.
+eval-beir: install models ## the retrieval pipeline on SciFact (../shared/data/beir/scifact): nDCG@10, MRR@10, Recall@100, ms/query
+	@$(PY) -m evals.beir_eval $(BEIR_ARGS)
+
+# Side-by-side comparison of the old and the new LLM backend (issue #6, migration step 3). Default: this machine's
+# engines, the old one as Ollama (deploy/llm/ollama_shim.py over llama.cpp) vs. vLLM, started here if needed.
+# On the GPU server: COMPARE_ARGS="" with LLM_BACKENDS set (the backends the service would route between).
+COMPARE_ARGS ?= --local
+compare: install models ingest ## same 20 eval questions through the full pipeline per LLM backend, sequential + 10 at a time → var/compare/<time>/
+	@if [[ " $(COMPARE_ARGS) " == *" --local "* ]]; then bash deploy/llm/llmctl.sh start vllm && bash deploy/llm/llmctl.sh start llamacpp; fi
+	@$(PY) -m evals.compare_backends $(COMPARE_ARGS)
 
 # Full runs take ~14 min per target: LOADTEST_ARGS="--target vllm" (after `make llm-start`) or a smoke run with
 # LOADTEST_ARGS="--duration 20 --users 5". Results under var/loadtest/<time>-<target>/ (report.md, report.png).

@@ -21,6 +21,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.admin import router as admin_router
 from api.assistant import assistant
+from api.backends import current_router
+from api.backends import router as backends_router
 from api.chat import router as chat_router
 from api.conversations import conversations
 from api.gate import EmergencyStop, SecurityGate
@@ -32,6 +34,8 @@ from api.security import require_admin
 from api.timeouts import RequestTimeoutError
 from api.validation import LangServeBodyMiddleware
 from api.widget import mount_widget
+from core.health import backend_monitoring
+from core.history import recent_negative_feedback_threads
 from core.resources import get_resources
 from core.settings import Settings, get_settings
 from graph.builder import graph
@@ -65,9 +69,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     await asyncio.to_thread(get_resources)
     app.state.http = httpx.AsyncClient(timeout=READY_TIMEOUT_S)
+    app.state.llm_router = current_router()  # None with one LLM backend (issue #6: LLM_BACKENDS)
     logger.info("ready: llm=%s model=%s", settings.llm_base_url, settings.llm_model)
     try:
-        async with conversations(app):  # history store, conversational graph, retention purge
+        async with (
+            conversations(app),  # history store, conversational graph, retention purge
+            backend_monitoring(app.state.llm_router, settings, app.state.audit.write, recent_negative_feedback_threads),
+        ):
             yield
     finally:
         await app.state.http.aclose()
@@ -133,11 +141,15 @@ def create_app() -> FastAPI:
     async def ready(request: Request) -> JSONResponse:
         """The LLM server answers and the index holds chunks."""
         checks: dict[str, str] = {}
-        try:
-            resp = await request.app.state.http.get(settings.llm_base_url.rstrip("/") + "/models")
-            checks["llm"] = "ok" if resp.status_code == 200 else f"status {resp.status_code}"
-        except httpx.HTTPError as exc:
-            checks["llm"] = f"unreachable ({type(exc).__name__})"
+        routed = getattr(request.app.state, "llm_router", None)  # several backends: their health checks decide
+        if routed is not None:
+            checks["llm"] = "ok" if any(b.available() for b in routed.backends) else "no backend in rotation"
+        else:
+            try:
+                resp = await request.app.state.http.get(settings.llm_base_url.rstrip("/") + "/models")
+                checks["llm"] = "ok" if resp.status_code == 200 else f"status {resp.status_code}"
+            except httpx.HTTPError as exc:
+                checks["llm"] = f"unreachable ({type(exc).__name__})"
         res = get_resources()
         count = await asyncio.to_thread(res.store.count)
         checks["index"] = f"ok ({count} chunks)" if count else "empty"
@@ -148,6 +160,7 @@ def create_app() -> FastAPI:
         )
 
     app.include_router(admin_router)
+    app.include_router(backends_router)
     app.include_router(metrics_router)
     app.include_router(openai_router(server_config))
     app.include_router(chat_router)

@@ -137,10 +137,11 @@ class Assistant(Runnable[dict[str, Any], dict[str, Any]]):
     async def _close(
         self, final: dict[str, Any], guard: StreamGuard, *, sent_sources: bool, streamed: bool
     ) -> AsyncIterator[AddableDict]:
-        if not sent_sources:
+        if not sent_sources or not final.get("sources"):  # also: the fallback answer withdrew the sources sent
             yield AddableDict(sources=final.get("sources", []))
         if streamed or guard.text:
-            rest = guard.finish()
+            note = final.get("feed_note") if final.get("answer") else ""  # generate appended it to its answer
+            rest = (guard.feed(f" {note}") if note else "") + guard.finish()
             if rest:
                 yield AddableDict(answer=rest)
         elif final.get("answer"):

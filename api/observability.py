@@ -80,5 +80,9 @@ def _first(reasons: Any) -> str:
 async def metrics(request: Request) -> Response:
     """Prometheus exposition of this process (scraped on the internal network; nginx does not expose it)."""
     EMERGENCY_STOP.set(1 if request.app.state.estop.active() else 0)
-    set_backend_share({get_settings().llm_model: 1.0})
+    routed = getattr(request.app.state, "llm_router", None)  # set in the lifespan when LLM_BACKENDS routes
+    if routed is not None:
+        routed.publish()
+    else:
+        set_backend_share({get_settings().llm_model: 1.0})
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -34,6 +34,18 @@ def format_context(chunks: Sequence[dict[str, Any]]) -> str:
     return "\n".join(parts)
 
 
+def short_context(chunks: Sequence[dict[str, Any]], max_chunks: int, max_chars: int) -> list[dict[str, Any]]:
+    """The first ``max_chunks`` chunks, each cut at a word boundary to at most ``max_chars`` characters."""
+    kept = []
+    for chunk in chunks[:max_chunks]:
+        text = str(chunk.get("text", ""))
+        if len(text) > max_chars:
+            cut = text[:max_chars]
+            text = (cut.rsplit(" ", 1)[0] if " " in cut else cut) + " …"
+        kept.append({**chunk, "text": text})
+    return kept
+
+
 def grounding_text(chunks: Sequence[dict[str, Any]]) -> str:
     """All text of the retrieved chunks (titles, body, metadata values): what an answer may quote."""
     return "\n".join(str(v) for chunk in chunks for v in chunk.values() if isinstance(v, str | int | float))

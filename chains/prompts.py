@@ -78,3 +78,15 @@ REWRITE_USER_EN = (
 )
 REWRITE_SPEAKERS_NL = ("Klant", "Assistent")
 REWRITE_SPEAKERS_EN = ("Customer", "Assistant")
+
+# Query expansion (chains.llm_expansion): the LLM rewrites the question; one variant per line.
+EXPANSION_PROMPT_NL = (
+    "Schrijf {n} andere formuleringen van de vraag van een klant van een webshop voor kattenbenodigdheden, "
+    "met andere woorden of synoniemen. Eén formulering per regel, zonder nummering of uitleg.\n\n"
+    "Vraag: {question}\nFormuleringen:\n"
+)
+EXPANSION_PROMPT_EN = (
+    "Write {n} other phrasings of a question from a customer of a web shop for cat supplies, "
+    "using other words or synonyms. One phrasing per line, no numbering, no explanation.\n\n"
+    "Question: {question}\nPhrasings:\n"
+)

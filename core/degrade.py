@@ -1,8 +1,11 @@
 """Graceful degradation: under load, skip optional pipeline steps before anyone is refused.
 
 Above ``DEGRADE_SKIP_EXPANSION_ABOVE`` requests in flight (``core.load.in_flight``) query
-expansion is skipped; above ``DEGRADE_SKIP_RERANK_ABOVE`` reranking is skipped too; the
-in-flight cap (``MAX_IN_FLIGHT``) answers 503 only above both. Every degraded answer is marked
+expansion is skipped; above ``DEGRADE_SKIP_RERANK_ABOVE`` reranking is skipped too; above
+``DEGRADE_SHORT_CONTEXT_ABOVE`` the prompt gets a short context (``DEGRADE_CONTEXT_CHUNKS`` chunks of
+at most ``DEGRADE_CONTEXT_CHARS`` characters), which cuts the LLM's prefill, the part of an answer
+that grows with the prompt and dominates on a CPU backend. The in-flight cap (``MAX_IN_FLIGHT``)
+answers 503 only above all three. Every degraded answer is marked
 in its audit line (``degraded: [...]``) and counted in ``DEGRADED_ANSWERS`` per skipped step.
 """
 
@@ -18,13 +21,19 @@ from core.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
-Step = Literal["expansion", "rerank"]
+Step = Literal["expansion", "rerank", "context"]
 
 
 def over_threshold(step: Step) -> bool:
     """True when more requests are in flight than ``step``'s threshold allows."""
     settings = get_settings()
-    limit = settings.degrade_skip_expansion_above if step == "expansion" else settings.degrade_skip_rerank_above
+    match step:
+        case "expansion":
+            limit = settings.degrade_skip_expansion_above
+        case "rerank":
+            limit = settings.degrade_skip_rerank_above
+        case "context":
+            limit = settings.degrade_short_context_above
     return in_flight.count > limit
 
 

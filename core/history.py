@@ -108,6 +108,14 @@ class HistoryStore:
         )
         return int(rows[0][0]) if rows else 0
 
+    async def negative_feedback_threads(self, window_s: float, now: float | None = None) -> list[str]:
+        """The conversation of each thumbs-down rating of the last ``window_s`` seconds (rollback triggers)."""
+        since = (time.time() if now is None else now) - window_s
+        rows = await self._query(
+            "SELECT thread_id FROM chat_feedback WHERE rating = 'down' AND created_at >= ?", (since,)
+        )
+        return [str(r[0]) for r in rows]
+
     async def close(self) -> None:
         """Close the connection or pool."""
         await self._close()
@@ -186,3 +194,8 @@ def get_history_store() -> HistoryStore | None:
 async def recent_negative_feedback(window_s: float = 3600.0) -> int:
     """Thumbs-down ratings in the last ``window_s`` seconds (0 when no store is open): for rollback triggers."""
     return 0 if _current is None else await _current.count_negative_feedback(window_s)
+
+
+async def recent_negative_feedback_threads(window_s: float = 3600.0) -> list[str]:
+    """The conversations of the thumbs-down ratings in the last ``window_s`` seconds (per-backend rollback)."""
+    return [] if _current is None else await _current.negative_feedback_threads(window_s)

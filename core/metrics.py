@@ -81,4 +81,32 @@ BACKEND_ROLLBACKS = Counter(
     "Automatic rollbacks of an LLM canary backend (set by the backend registry, issue #6).",
     ["backend", "reason"],
 )
+# Per-backend calls as the router (core.routing, issue #6) sees them: every LLM call, failover attempts included.
+BACKEND_CALLS = Counter(
+    f"{NAMESPACE}_backend_calls_total",
+    "LLM calls per backend by outcome: ok, error (after the first token or no other backend), failover.",
+    ["backend", "outcome"],
+)
+BACKEND_LATENCY = Histogram(
+    f"{NAMESPACE}_backend_call_duration_seconds",
+    "Duration of LLM calls per backend.",
+    ["backend"],
+    buckets=LATENCY_BUCKETS,
+)
+BACKEND_TTFT = Histogram(
+    f"{NAMESPACE}_backend_time_to_first_token_seconds",
+    "Time to the first token per LLM backend.",
+    ["backend"],
+    buckets=LATENCY_BUCKETS,
+)
+BACKEND_UP = Gauge(
+    f"{NAMESPACE}_backend_up",
+    "1 while an LLM backend is in rotation (health check ok, breaker not open).",
+    ["backend"],
+)
+BACKEND_ROLLBACK_ACTIVE = Gauge(
+    f"{NAMESPACE}_backend_rollback_active",
+    "1 after an automatic rollback took a canary backend out of rotation, until an admin sets its weight again.",
+    ["backend"],
+)
 EMERGENCY_STOP = Gauge(f"{NAMESPACE}_emergency_stop", "1 while the emergency stop is active, else 0.")

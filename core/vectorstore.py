@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,8 @@ from urllib.parse import urlsplit
 import chromadb
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
+
+from core.index_versions import active_name
 
 logger = logging.getLogger(__name__)
 
@@ -51,39 +55,74 @@ def open_client(path: Path, url: str | None = None) -> Any:
 
 
 class VectorStore:
-    """A Chroma collection that refuses vectors of another model than its own."""
+    """A Chroma collection that refuses vectors of another model than its own.
 
-    def __init__(self, client: Any, collection: str, model_name: str, *, create: bool = False) -> None:
+    Opened by its configured name, it follows the name's pointer to the active version
+    (``core.index_versions``) and re-reads the pointer at most every ``refresh_s`` seconds in
+    ``current()``, so a re-ingest reaches a running service without a restart.
+    """
+
+    def __init__(
+        self, client: Any, collection: str, model_name: str, *, create: bool = False, refresh_s: float = 5.0
+    ) -> None:
         self.model_name = model_name
+        self.base = collection
+        self._client, self._refresh_s = client, refresh_s
+        self._lock = threading.Lock()
+        self._checked = time.monotonic()
+        self._col = self._open(collection if create else active_name(client, collection), create)
+
+    def _open(self, name: str, create: bool) -> Any:
         if create:
-            self._col = client.get_or_create_collection(
-                collection, metadata={MODEL_KEY: model_name, "hnsw:space": "cosine"}
+            col = self._client.get_or_create_collection(
+                name, metadata={MODEL_KEY: self.model_name, "hnsw:space": "cosine"}
             )
         else:
             try:
-                self._col = client.get_collection(collection)
+                col = self._client.get_collection(name)
             except Exception as exc:  # chromadb raises NotFoundError / ValueError by version
-                raise IndexNotReadyError(f"collection {collection!r} does not exist; run `make ingest` first") from exc
-        stored = (self._col.metadata or {}).get(MODEL_KEY)
-        if stored != model_name:
+                raise IndexNotReadyError(f"collection {name!r} does not exist; run `make ingest` first") from exc
+        stored = (col.metadata or {}).get(MODEL_KEY)
+        if stored != self.model_name:
             raise EmbeddingModelMismatchError(
-                f"collection {collection!r} was built with embedding model {stored!r}, "
-                f"but the service is configured with {model_name!r}; re-ingest into a new "
+                f"collection {name!r} was built with embedding model {stored!r}, "
+                f"but the service is configured with {self.model_name!r}; re-ingest into a new "
                 "collection (CHROMA_COLLECTION) or change EMBEDDING_MODEL back"
             )
+        return col
 
     @property
     def collection(self) -> Any:
         """The underlying Chroma collection (for the ingest pipeline)."""
         return self._col
 
+    @property
+    def name(self) -> str:
+        """Name of the collection (version) in use."""
+        return str(self._col.name)
+
+    def current(self) -> Any:
+        """The active version, re-reading the pointer when ``refresh_s`` has passed; one per request."""
+        with self._lock:
+            if time.monotonic() - self._checked < self._refresh_s:
+                return self._col
+            self._checked = time.monotonic()
+            try:
+                target = active_name(self._client, self.base)
+                if target != self._col.name:
+                    self._col = self._open(target, create=False)
+                    logger.info("switched to index version %s", target)
+            except Exception as exc:  # keep answering from the version we have
+                logger.error("could not follow the index pointer of %s: %s", self.base, exc)
+            return self._col
+
     def count(self) -> int:
         """Number of chunks in the collection."""
         return int(self._col.count())
 
-    def search(self, vector: np.ndarray, k: int) -> list[Hit]:
-        """Return the ``k`` nearest chunks to ``vector`` by cosine similarity."""
-        res = self._col.query(
+    def search(self, vector: np.ndarray, k: int, collection: Any = None) -> list[Hit]:
+        """Return the ``k`` nearest chunks to ``vector`` by cosine similarity (in ``collection``, or the current)."""
+        res = (collection if collection is not None else self._col).query(
             query_embeddings=[vector.tolist()], n_results=k, include=["documents", "metadatas", "distances"]
         )
         hits: list[Hit] = []
@@ -102,3 +141,37 @@ class VectorStore:
                 )
             )
         return hits
+
+    def all_chunks(self, page: int = 1000, collection: Any = None) -> list[Hit]:
+        """Every chunk with text and metadata (score 0), page by page (in ``collection``, or the current): for BM25."""
+        col = collection if collection is not None else self._col
+        hits: list[Hit] = []
+        offset = 0
+        while True:
+            got = col.get(include=["documents", "metadatas"], limit=page, offset=offset)
+            for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True):
+                meta = dict(meta or {})
+                hits.append(
+                    Hit(
+                        chunk_id=cid,
+                        doc_id=str(meta.get("doc_id", "")),
+                        title=str(meta.get("title", "")),
+                        text=doc or "",
+                        score=0.0,
+                        metadata=meta,
+                    )
+                )
+            if len(got["ids"]) < page:
+                return hits
+            offset += page
+
+    def similarities(self, vector: np.ndarray, chunk_ids: list[str], collection: Any = None) -> dict[str, float]:
+        """Cosine similarity of ``vector`` to the stored vectors of ``chunk_ids`` (ids that are gone are left out)."""
+        got = (collection if collection is not None else self._col).get(ids=chunk_ids, include=["embeddings"])
+        if not got["ids"]:
+            return {}
+        stored = np.asarray(got["embeddings"], dtype=np.float32)
+        query = np.asarray(vector, dtype=np.float32)
+        norms = np.linalg.norm(stored, axis=1) * (np.linalg.norm(query) or 1.0)
+        sims = stored @ query / np.where(norms == 0, 1.0, norms)
+        return {cid: float(s) for cid, s in zip(got["ids"], sims, strict=True)}

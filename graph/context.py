@@ -19,5 +19,6 @@ class Context:
     rerank_top_n: int = field(default_factory=lambda: _s().rerank_top_n)
     min_relevance: float = field(default_factory=lambda: _s().min_relevance)
     max_question_chars: int = field(default_factory=lambda: _s().max_question_chars)
+    hybrid_bm25: bool = field(default_factory=lambda: _s().hybrid_bm25)  # fuse BM25 with dense retrieval
     expand_queries: bool = True
     max_tokens: int | None = None  # a lower output limit than LLM_MAX_TOKENS (OpenAI endpoint)

@@ -61,6 +61,7 @@ class ConversationState(TypedDict, total=False):
     messages: Annotated[list[BaseMessage], UntrackedValue]
     guard_reasons: Annotated[list[str], UntrackedValue]
     query_vector: Annotated[list[float], UntrackedValue]
+    feed_note: Annotated[str, UntrackedValue]
     turn_id: Annotated[str, UntrackedValue]
     original_question: Annotated[str, UntrackedValue]
     history: list[Turn]

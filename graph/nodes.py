@@ -11,16 +11,20 @@ import numpy as np
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 
-from chains import prompts
-from chains.context import format_context, grounding_text
+from chains import llm_expansion, prompts
+from chains.answer import clean_answer
+from chains.context import format_context, grounding_text, short_context
 from chains.expansion import expand as expand_question
+from chains.freshness import feed_note
 from chains.language import detect_language
 from core import requestctx
 from core.batching import batchers
 from core.degrade import skip_under_load
 from core.fusion import reciprocal_rank_fusion
+from core.lexical import with_dense_scores
 from core.resources import Resources, get_resources
 from core.settings import get_settings
+from core.vectorstore import Hit
 from graph.context import Context
 from graph.state import Source, State
 from graph.timing import timed
@@ -105,16 +109,38 @@ def route_after_guard(state: State) -> Literal["expand", "__end__"]:
 @timed
 async def expand(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Add query variants to retrieve with."""
+    question = state["question"]
     if not _ctx(runtime).expand_queries or skip_under_load("expansion"):
-        return {"queries": [state["question"]]}
-    return {"queries": expand_question(state["question"])}
+        return {"queries": [question]}
+    settings = get_settings()
+    match settings.expansion_provider:
+        case "none":
+            return {"queries": [question]}
+        case "keywords":
+            return {"queries": expand_question(question)}
+        case "llm":
+            found, outcome = await llm_expansion.variants(
+                get_resources().llm,
+                question,
+                state.get("language", "nl"),
+                n=settings.expansion_variants,
+                timeout_s=settings.expansion_timeout_s,
+                max_tokens=settings.expansion_max_tokens,
+            )
+            requestctx.annotate(expansion={"variants": len(found), "outcome": outcome})
+            queries = expand_question(question)
+            return {"queries": queries + [v for v in found if v not in queries]}
+        case other:
+            raise ValueError(f"unknown expansion provider {other!r}; valid: keywords, llm, none")
 
 
 @timed
 async def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Dense retrieval for every query, fused with reciprocal rank fusion."""
+    """Dense retrieval for every query, plus BM25 (``hybrid_bm25``), fused with reciprocal rank fusion."""
     res = get_resources()
-    k = _ctx(runtime).retrieve_k
+    ctx = _ctx(runtime)
+    k = ctx.retrieve_k
+    lexical = res.lexical if ctx.hybrid_bm25 else None
     queries = state.get("queries") or [state["question"]]
 
     known = state.get("query_vector") or []
@@ -125,11 +151,16 @@ async def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if reuse:
         vectors.insert(0, np.asarray(known, dtype=np.float32))
 
-    def _search() -> list[list[Any]]:
-        return [res.store.search(v, k) for v in vectors]
+    def _search() -> list[tuple[Hit, float]]:
+        col = res.store.current()  # one index version for the whole request (a re-ingest switches versions)
+        dense = [res.store.search(v, k, col) for v in vectors]
+        if lexical is None:
+            return reciprocal_rank_fusion(dense)[:k]
+        lexical.refresh(res.store, col)  # rebuilt once after a switch, then a no-op
+        bm25 = with_dense_scores(lexical.search_many(queries, k), dense, res.store, vectors[0], col)  # cosine scale
+        return reciprocal_rank_fusion([*dense, *bm25])[:k]
 
-    rankings = await _bounded(asyncio.to_thread(_search))
-    fused = reciprocal_rank_fusion(rankings)[:k]
+    fused = await _bounded(asyncio.to_thread(_search))
     candidates = [
         {
             "chunk_id": hit.chunk_id,
@@ -138,6 +169,7 @@ async def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             "text": hit.text,
             "score": hit.score,
             "rrf": rrf,
+            "feed_date": hit.metadata.get("feed_date"),  # products from the daily feed (chains.freshness)
         }
         for hit, rrf in fused
     ]
@@ -151,13 +183,13 @@ async def rerank(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     candidates = state.get("candidates") or []
     if not candidates:
         return {"chunks": []}
-    if skip_under_load("rerank"):
-        scores = [c["rrf"] for c in candidates]  # under load: keep the fusion order
+    top = max(c["rrf"] for c in candidates) or 1.0
+    fusion = [c["rrf"] / top for c in candidates]  # the fusion order is the prior (and the result without reranker)
+    if get_resources().reranker.name == "none" or skip_under_load("rerank"):
+        scores = fusion
     else:
         scores = await _bounded(
-            batchers(get_resources()).score(
-                state["question"], [c["text"] for c in candidates], [c["score"] for c in candidates]
-            )
+            batchers(get_resources()).score(state["question"], [c["text"] for c in candidates], fusion)
         )
     ranked = sorted(
         ({**c, "rerank_score": s} for c, s in zip(candidates, scores, strict=True)),
@@ -185,10 +217,18 @@ async def prompt(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if not chunks:
         answer = prompts.NO_CONTEXT_ANSWER_EN if english else prompts.NO_CONTEXT_ANSWER_NL
         return {"answer": answer, "sources": [], "messages": []}
+    if skip_under_load("context"):  # under heavy load: fewer, shorter chunks → a shorter prefill
+        settings = get_settings()
+        chunks = short_context(chunks, settings.degrade_context_chunks, settings.degrade_context_chars)
     system = prompts.system_prompt("en" if english else "nl", get_resources().output_filter.canary)
     template = prompts.USER_TEMPLATE_EN if english else prompts.USER_TEMPLATE_NL
     user = template.format(context=format_context(chunks), question=state["question"])
-    return {"messages": [SystemMessage(system), HumanMessage(user)], "sources": cited_sources(chunks)}
+    note = feed_note(state["question"], chunks, "en" if english else "nl")
+    return {
+        "messages": [SystemMessage(system), HumanMessage(user)],
+        "sources": cited_sources(chunks),
+        "feed_note": note,
+    }
 
 
 def route_after_prompt(state: State) -> Literal["generate", "__end__"]:
@@ -201,11 +241,19 @@ async def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Call the LLM (OpenAI-compatible server) with the prepared messages."""
     llm = get_resources().llm
     limit = _ctx(runtime).max_tokens  # the OpenAI endpoint may ask for fewer tokens, never more
-    requestctx.annotate(backend=getattr(llm, "model_name", type(llm).__name__))  # before the call: errors count too
+    if not getattr(llm, "annotates_backend", False):  # a RoutedChatModel records the backend it picks itself
+        requestctx.annotate(backend=getattr(llm, "model_name", type(llm).__name__))  # before the call: errors count
     message = await (llm.bind(max_tokens=limit) if limit else llm).ainvoke(state["messages"])
-    answer = str(message.content).strip()
     usage = getattr(message, "usage_metadata", None) or {}
     requestctx.annotate(tokens={"prompt": usage.get("input_tokens"), "completion": usage.get("output_tokens")})
+    answer = clean_answer(str(message.content))
+    if not answer:  # nothing usable came back: the fixed answer with the route to customer service
+        english = state.get("language") == "en"
+        requestctx.annotate(empty_answer=True)
+        answer = prompts.NO_CONTEXT_ANSWER_EN if english else prompts.NO_CONTEXT_ANSWER_NL
+        return {"answer": answer, "sources": []}  # "not found" cites nothing
+    if state.get("feed_note"):
+        answer = f"{answer} {state['feed_note']}"
     return {"answer": answer}
 
 

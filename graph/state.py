@@ -39,3 +39,4 @@ class State(InputState, OutputState, total=False):
     messages: list[BaseMessage]
     guard_reasons: list[str]
     query_vector: list[float]
+    feed_note: str  # chains.freshness: appended to answers about price or stock

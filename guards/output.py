@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from chains.answer import cut_at_marker
+
 logger = logging.getLogger(__name__)
 
 OVERLAP_CHARS = 40
@@ -136,7 +138,8 @@ class StreamGuard:
 
     ``feed`` returns the text that may be sent now (everything but the last
     ``holdback`` characters); ``finish`` returns the rest. Once blocked, nothing more
-    is released and ``blocked`` is true.
+    is released and ``blocked`` is true. Text from an end marker on (``chains.answer``) is never
+    released: the hold-back is longer than any marker, so a marker is seen before it could be sent.
     """
 
     def __init__(self, output_filter: OutputFilter, holdback: int = HOLDBACK_CHARS, context: str | None = None) -> None:
@@ -146,6 +149,7 @@ class StreamGuard:
         self.text = ""
         self.sent = 0
         self.blocked = False
+        self.ended = False  # the model ran on into our markup (chains.answer): the rest is dropped
         self.reasons: list[str] = []
 
     def _check(self, *, partial: bool) -> bool:
@@ -155,10 +159,10 @@ class StreamGuard:
         return not self.blocked
 
     def feed(self, token: str) -> str:
-        """Add a token; return the text that is now safe to send."""
-        if self.blocked:
+        """Add a token; return the text that is now safe to send (nothing after an end marker)."""
+        if self.blocked or self.ended:
             return ""
-        self.text += token
+        self.text, self.ended = cut_at_marker(self.text + token)
         if not self._check(partial=True):
             return ""
         safe_until = max(self.sent, len(self.text) - self.holdback)

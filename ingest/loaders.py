@@ -41,6 +41,7 @@ _LABELS = {
     "weight_kg": "Gewicht",
     "compatibility": "Geschikt voor",
     "stock": "Voorraad",
+    "feed_date": "Prijs en voorraad volgens de productfeed van",
 }
 
 

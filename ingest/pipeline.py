@@ -106,11 +106,13 @@ def ingest(
     chunk_tokens: int,
     overlap_tokens: int,
     progress: Callable[[Iterable[Document]], Iterable[Document]] = lambda it: it,
+    dry_run: bool = False,
 ) -> IngestReport:
-    """Bring the index in line with the documents under ``root``.
+    """Bring the index in line with the documents under ``root`` (``dry_run``: only report what would change).
 
     New chunks of a changed document are written before its old chunks are removed,
-    so a reader never finds the document missing.
+    so a reader never finds the document missing; ``ingest.publish`` goes further and
+    applies the changes to a copy that readers only see once it is complete.
     """
     report = IngestReport()
     docs = load_documents(root, report)
@@ -122,6 +124,9 @@ def ingest(
         old = existing.get(doc.doc_id)
         if old and old[0] == fp:
             report.skipped.append(doc.doc_id)
+            continue
+        if dry_run:
+            (report.updated if old else report.added).append(doc.doc_id)
             continue
         chunks = chunk_document(doc, splitter)
         vectors = embedder.embed_passages(chunks)
@@ -144,6 +149,7 @@ def ingest(
     current = {d.doc_id for d in docs}
     for doc_id, (_, ids) in existing.items():
         if doc_id not in current:
-            store.collection.delete(ids=ids)
+            if not dry_run:
+                store.collection.delete(ids=ids)
             report.deleted.append(doc_id)
     return report

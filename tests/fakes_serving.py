@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -130,3 +132,16 @@ def served(app: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+def audit_lines(tmp_path: Path, route: str | None = None, expect: int = 0) -> list[dict[str, object]]:
+    """The audit lines (of ``route``); waits up to 2 s for ``expect`` of them: a stream's line is written
+    just after its last byte went out, so it may land a moment after the client has read everything."""
+    path = tmp_path / "audit" / "audit.jsonl"
+    deadline = time.monotonic() + 2
+    while True:
+        lines = [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+        lines = [x for x in lines if route is None or x["route"] == route]
+        if len(lines) >= expect or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.02)

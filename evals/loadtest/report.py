@@ -82,6 +82,11 @@ def summarise(step: dict[str, Any], rows: list[dict[str, Any]], audit: dict[str,
         "answers_per_min": len(ok) / minutes,
         "audited": len(joined),
         "degraded_share": len(degraded) / len(joined) if joined else None,
+        "degraded_steps": {
+            step: sum(1 for a in degraded if step in a["degraded"]) / len(joined)
+            for step in ("expansion", "rerank", "context")
+            if joined
+        },
         "nodes_ms": nodes,
         "errors": errors,
         "api_rss_mib_max": step.get("api_rss_mib_max"),
@@ -103,7 +108,8 @@ def markdown(summaries: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "",
         f"LLM: {meta.get('llm', '?')}; answer length fixed at {meta.get('answer_tokens', '?')} tokens; "
         f"{meta.get('questions', '?')} distinct questions; endpoint `/rag/stream`; API on 127.0.0.1 "
-        "(rate limits raised for the run); load generator, API and LLM server share this machine.",
+        "(rate limits raised for the run); load generator, API and LLM server share this machine. "
+        f"Degradation thresholds (in flight: expansion, rerank, short context): {meta.get('degrade_thresholds', '?')}.",
         "",
         "| step | users | s | requests | success | refused | P50 s | P95 s | P99 s | TTFT P50 s | TTFT P95 s "
         "| answers/min | degraded | API RSS max MiB |",
@@ -133,6 +139,13 @@ def markdown(summaries: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                 f"{s['nodes_ms'][n]['p50']:.0f} / {s['nodes_ms'][n]['p95']:.0f}" if n in s["nodes_ms"] else "–"
                 for n in present
             ]
+            lines.append(f"| {s['name']} | " + " | ".join(cells) + " |")
+    if any(s.get("degraded_steps") for s in summaries):
+        lines += ["", "Degraded answers per skipped step (share of audited answers):", ""]
+        lines += ["| step | expansion skipped | rerank skipped | short context |", "|---|---|---|---|"]
+        for s in summaries:
+            d = s.get("degraded_steps") or {}
+            cells = [_pct_cell(d.get(k)) for k in ("expansion", "rerank", "context")]
             lines.append(f"| {s['name']} | " + " | ".join(cells) + " |")
     failed = [(s["name"], e, n) for s in summaries for e, n in sorted(s["errors"].items())]
     if failed:

@@ -101,6 +101,10 @@ def start_api(args: argparse.Namespace, llm_url: str, out: Path) -> tuple[subpro
         "TRANSFORMERS_OFFLINE": "1",
         "ANONYMIZED_TELEMETRY": "False",
     }
+    if args.degrade:
+        keys = ("DEGRADE_SKIP_EXPANSION_ABOVE", "DEGRADE_SKIP_RERANK_ABOVE", "DEGRADE_SHORT_CONTEXT_ABOVE")
+        env.update(zip(keys, args.degrade.split(","), strict=True))
+        print(f"load-test profile: degradation thresholds (in flight) expansion,rerank,context = {args.degrade}")
     if args.chroma_path:
         env["CHROMA_PATH"] = str(args.chroma_path)
     print(

@@ -53,6 +53,7 @@ def test_in_flight_cap_and_degradation_end_to_end(api_profile):
         "MAX_IN_FLIGHT": "1",
         "DEGRADE_SKIP_EXPANSION_ABOVE": "0",
         "DEGRADE_SKIP_RERANK_ABOVE": "0",
+        "DEGRADE_SHORT_CONTEXT_ABOVE": "0",
         "RATE_LIMIT_PER_MINUTE": "1000",
         "LLM_TIMEOUT_S": "180",
         "REQUEST_TIMEOUT_S": "400",
@@ -84,7 +85,7 @@ def test_in_flight_cap_and_degradation_end_to_end(api_profile):
     assert after.status_code == 200 and after.json()["output"]["sources"], after.text
     assert any(line.startswith("event: end") for line in events)
     degraded = _audit_lines(workdir / "audit.jsonl", {stream_id})[stream_id].get("degraded")
-    assert degraded and {"expansion", "rerank"} <= set(degraded), degraded
+    assert degraded and {"expansion", "rerank", "context"} <= set(degraded), degraded
 
 
 def _vllm(llm_base: str) -> dict[str, float]:

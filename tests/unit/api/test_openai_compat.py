@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from fastapi.testclient import TestClient
 
 from core.resources import set_resources
 from fakes import fake_llm, fake_resources
-from fakes_serving import down_llm, recording_llm
+from fakes_serving import audit_lines, down_llm, recording_llm
 
 QUESTION = "Hoeveel liter is de afvalbak van de zelfreinigende kattenbak?"
 SHORT = "De afvalbak is 9 liter."
@@ -25,19 +24,6 @@ def ask(content: str = QUESTION, **extra: object) -> dict[str, object]:
 
 def sse_data(body: str) -> list[str]:
     return [line[5:].strip() for line in body.splitlines() if line.startswith("data:")]
-
-
-def audit_lines(tmp_path, route: str | None = None, expect: int = 0) -> list[dict[str, object]]:
-    """The audit lines (of ``route``); waits up to 2 s for ``expect`` of them: a stream's line is written
-    just after its last byte went out, so it may land a moment after the client has read everything."""
-    path = tmp_path / "audit" / "audit.jsonl"
-    deadline = time.monotonic() + 2
-    while True:
-        lines = [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
-        lines = [x for x in lines if route is None or x["route"] == route]
-        if len(lines) >= expect or time.monotonic() > deadline:
-            return lines
-        time.sleep(0.02)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from fakes_serving import recording_llm
+from fakes_serving import audit_lines, recording_llm
 
 MODEL = "kattenhuis-assistant"
 QUESTION = "Hoeveel liter is de afvalbak van de zelfreinigende kattenbak?"
@@ -26,6 +26,7 @@ def test_unknown_keys_are_counted_not_named_in_the_audit_line(make_client, tmp_p
     r = client.post("/v1/chat/completions", json=body)
     assert r.status_code == 200, r.text
     assert r.json()["choices"][0]["message"]["content"] == ANSWER
+    audit_lines(tmp_path, "/v1/chat/completions", expect=1)  # written just after the last byte went out
     raw = (tmp_path / "audit" / "audit.jsonl").read_text()
     assert "jan.jansen" not in raw and "x-private-note" not in raw and "0612345678" not in raw
     line = [json.loads(x) for x in raw.splitlines() if '"/v1/chat/completions"' in x][-1]

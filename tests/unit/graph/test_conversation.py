@@ -38,9 +38,9 @@ def _spy_search(res) -> list[np.ndarray]:
     seen: list[np.ndarray] = []
     real = res.store.search
 
-    def search(vector, k):
+    def search(vector, k, collection=None):
         seen.append(np.asarray(vector))
-        return real(vector, k)
+        return real(vector, k, collection)
 
     res.store.search = search
     return seen

@@ -1,0 +1,28 @@
+"""Clean-up of the model's answer: a small base model sometimes runs on into our own markup.
+
+Gemma 3 270M (the offline default) can continue after its answer with ``<document nr="6" …>`` or
+a new ``Vraag:`` line, copying the prompt's format. Everything from such a marker on is dropped, in the
+stream as well (``guards.output.StreamGuard`` cuts there), and an answer that is empty after that
+becomes the fixed "ask customer service" answer.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Where an answer ends at the latest: our context markup, a new question turn, or a repeated answer turn.
+END_MARKERS = re.compile(
+    r"</?\s*document|(?:^|\n)\s*(?:Vraag|Question)\s*:|\n\s*(?:Antwoord|Answer)\s*:", re.IGNORECASE
+)
+LONGEST_MARKER = 16  # characters a stream must hold back so that a marker is seen before it is sent
+
+
+def cut_at_marker(text: str) -> tuple[str, bool]:
+    """``text`` up to the first end marker, and whether one was found."""
+    match = END_MARKERS.search(text)
+    return (text[: match.start()], True) if match else (text, False)
+
+
+def clean_answer(text: str) -> str:
+    """The answer without run-on markup, stripped."""
+    return cut_at_marker(text)[0].strip()

@@ -1,0 +1,44 @@
+"""Run-on markup is cut from answers, in the graph and in the stream."""
+
+from __future__ import annotations
+
+from chains import prompts
+from chains.answer import clean_answer
+from core.resources import set_resources
+from fakes import fake_resources
+from graph.builder import graph
+from guards.output import OutputFilter, StreamGuard
+
+
+def test_clean_answer_cuts_at_our_markup_and_new_question_turns():
+    assert clean_answer('De bak is 9 liter.\n<document nr="6" titel="FAQ">\nVeel') == "De bak is 9 liter."
+    assert clean_answer("Gratis vanaf €49.\nVraag: en naar België?") == "Gratis vanaf €49."
+    assert clean_answer("It is free.\n</documenten>") == "It is free."
+    assert clean_answer("Ja.\nAntwoord: Ja.\nAntwoord: Ja.") == "Ja."
+    assert clean_answer("De vraag is: hoeveel liter? 9 liter.") == "De vraag is: hoeveel liter? 9 liter."
+
+
+def test_stream_guard_never_releases_text_after_a_marker():
+    guard = StreamGuard(OutputFilter(canary="KH-test", protected_texts=[]))
+    answer = "De afvalbak van de PurrClean AutoBox 9 heeft een inhoud van 9 liter."
+    words = answer.split(" ")
+    tokens = [words[0], *(f" {w}" for w in words[1:]), "\n<docu", 'ment nr="2">', " Geheime tekst", " die nooit mag"]
+    sent = "".join(guard.feed(t) for t in tokens)
+    sent += guard.finish()
+    assert sent.strip() == answer and guard.ended and not guard.blocked
+
+
+async def test_empty_or_markup_only_answer_becomes_the_customer_service_route(tmp_path):
+    set_resources(fake_resources(tmp_path, '<document nr="1" titel="Verzending">'))
+    out = await graph.ainvoke({"question": "Hoeveel kost de verzending?"})
+    assert out["answer"] == prompts.NO_CONTEXT_ANSWER_NL and out["sources"] == []
+
+
+async def test_the_stream_withdraws_the_sources_of_a_fallback_answer(tmp_path):
+    from api.assistant import Assistant
+
+    set_resources(fake_resources(tmp_path, '<document nr="1" titel="Verzending">'))
+    chunks = [c async for c in Assistant().astream({"question": "Hoeveel kost de verzending?"})]
+    sources = [c["sources"] for c in chunks if "sources" in c]
+    assert sources[0] and sources[-1] == []
+    assert "".join(c.get("answer", "") for c in chunks) == prompts.NO_CONTEXT_ANSWER_NL

@@ -1,0 +1,64 @@
+"""``make compare``: the same questions through the full graph per backend, summary and per-question report."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from core.resources import get_resources, set_resources
+from core.settings import LLMBackend
+from evals.compare_backends import compare, load_questions
+from evals.compare_report import markdown
+from fakes import fake_resources
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def standin():
+    port = free_port()
+    args = [sys.executable, "-m", "evals.standin_llm", "--port", str(port), "--first-token-ms", "10"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base + "/models", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    yield base
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+async def test_compare_reports_each_backend_and_the_differences(tmp_path, standin):
+    set_resources(fake_resources(tmp_path))
+    questions = load_questions("dev", 4)
+    assert len(questions) == 4 and all(q["facts"] for q in questions)
+    specs = [
+        LLMBackend(name="up", base_url=standin, model="standin", role="primary"),
+        LLMBackend(name="down", base_url=f"http://127.0.0.1:{free_port()}/v1", model="standin", timeout_s=5),
+    ]
+    report = await compare(specs, questions, concurrency=3)
+    up, down = report["summary"]
+    assert up["sequential"]["success_rate"] == 1.0 and up["concurrent"]["success_rate"] == 1.0
+    assert up["sequential"]["p50_s"] is not None and up["mean_words"] > 0
+    assert down["sequential"]["success_rate"] == 0.0 and down["concurrent"]["p95_s"] is None
+    assert all(r["error"] for r in report["runs"][1]["sequential"])
+    text = markdown(report)
+    assert "| up |" in text and "| down |" in text
+    assert all(f"| {q['qid']} |" in text for q in questions) and text.count("| yes |") == 4
+    assert get_resources().llm is not None  # the original resources are back after the run
