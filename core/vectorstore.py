@@ -41,6 +41,15 @@ class Hit:
     metadata: dict[str, Any]
 
 
+def _hit(chunk_id: str, text: str | None, metadata: dict[str, Any] | None, score: float) -> Hit:
+    """A ``Hit`` from one Chroma record."""
+    meta = dict(metadata or {})
+    title = str(meta.get("title", ""))
+    return Hit(
+        chunk_id=chunk_id, doc_id=str(meta.get("doc_id", "")), title=title, text=text or "", score=score, metadata=meta
+    )
+
+
 def open_client(path: Path, url: str | None = None) -> Any:
     """Chroma: a server at ``url`` when given (``CHROMA_URL``), else the embedded, persistent one at ``path``."""
     settings = ChromaSettings(anonymized_telemetry=False)
@@ -125,22 +134,12 @@ class VectorStore:
         res = (collection if collection is not None else self._col).query(
             query_embeddings=[vector.tolist()], n_results=k, include=["documents", "metadatas", "distances"]
         )
-        hits: list[Hit] = []
-        for cid, doc, meta, dist in zip(
-            res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0], strict=True
-        ):
-            meta = dict(meta or {})
-            hits.append(
-                Hit(
-                    chunk_id=cid,
-                    doc_id=str(meta.get("doc_id", "")),
-                    title=str(meta.get("title", "")),
-                    text=doc or "",
-                    score=1.0 - float(dist),
-                    metadata=meta,
-                )
+        return [
+            _hit(cid, doc, meta, 1.0 - float(dist))
+            for cid, doc, meta, dist in zip(
+                res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0], strict=True
             )
-        return hits
+        ]
 
     def all_chunks(self, page: int = 1000, collection: Any = None) -> list[Hit]:
         """Every chunk with text and metadata (score 0), page by page (in ``collection``, or the current): for BM25."""
@@ -149,18 +148,10 @@ class VectorStore:
         offset = 0
         while True:
             got = col.get(include=["documents", "metadatas"], limit=page, offset=offset)
-            for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True):
-                meta = dict(meta or {})
-                hits.append(
-                    Hit(
-                        chunk_id=cid,
-                        doc_id=str(meta.get("doc_id", "")),
-                        title=str(meta.get("title", "")),
-                        text=doc or "",
-                        score=0.0,
-                        metadata=meta,
-                    )
-                )
+            hits += [
+                _hit(cid, doc, meta, 0.0)
+                for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
+            ]
             if len(got["ids"]) < page:
                 return hits
             offset += page

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from chains.language import detect_language
 from core.settings import ROOT, get_settings
+from evals.eval_report import save
 from graph.builder import graph
 
 DATA = ROOT / "evals" / "data"
@@ -151,11 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         "summary": {half: summarise(r) for half, r in rows.items()},
         "rows": rows,
     }
-    (out / "answers.json").write_text(json.dumps(result, indent=1, ensure_ascii=False), encoding="utf-8")
-    md = markdown(result)
-    (out / "answers.md").write_text(md, encoding="utf-8")
-    print(md)
-    print(f"report: {out / 'answers.md'}")
+    save(out, "answers", result, markdown(result))
     return 0
 
 

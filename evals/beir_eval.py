@@ -32,6 +32,7 @@ from core.lexical import LexicalIndex
 from core.reranker import make_reranker
 from core.settings import ROOT, get_settings
 from core.vectorstore import Hit
+from evals.eval_report import save
 from evals.metrics import BEIR_METRICS, evaluate, read_trec_qrels
 
 logger = logging.getLogger(__name__)
@@ -202,12 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     result = run(args.folder, args.max_queries, args.max_docs)
     out = args.out or ROOT / "var" / "eval" / f"beir-{args.folder.name}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "beir.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
-    md = markdown(result)
-    (out / "beir.md").write_text(md, encoding="utf-8")
-    print(md)
-    print(f"report: {out / 'beir.md'}")
+    save(out, "beir", result, markdown(result))
     return 0
 
 

@@ -186,3 +186,12 @@ def write_all(
     paths[1].write_text(markdown(meta, halves, outcomes, summaries, catalogue), encoding="utf-8")
     plot(paths[2], summaries)
     return paths
+
+
+def save(out: Path, stem: str, result: dict[str, Any], md: str) -> None:
+    """Write ``<stem>.json`` and ``<stem>.md`` under ``out`` and print the Markdown (answer and BEIR evals)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=1, ensure_ascii=False), encoding="utf-8")
+    (out / f"{stem}.md").write_text(md, encoding="utf-8")
+    print(md)
+    print(f"report: {out / f'{stem}.md'}")
