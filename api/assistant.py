@@ -88,7 +88,7 @@ class Assistant(Runnable[dict[str, Any], dict[str, Any]]):
         self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any
     ) -> AsyncIterator[dict[str, Any]]:
         """Stream sources, cleared answer text, then the closing flags."""
-        guard = StreamGuard(get_resources().output_filter)
+        guard = StreamGuard(get_resources().output_filter, cut_runon=get_settings().answer_cut_runon)
         final: dict[str, Any] = {}
         sent_sources = streamed = False
         t0 = time.perf_counter()

@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     degrade_context_chunks: int = Field(default=2, ge=1, le=20)  # short context: this many chunks ...
     degrade_context_chars: int = Field(default=700, ge=100)  # ... each cut to this many characters
     llm_extra_body: dict[str, object] = Field(default_factory=dict)  # e.g. {"ignore_eos": true} for benchmarks
+    # Cut the answer where the small model runs on into the prompt's markup (chains.answer); benchmarks and tests
+    # that need a fixed answer length switch it off.
+    answer_cut_runon: bool = True
 
     # --- Conversations (/api/chat): server-issued threads, history, retention, follow-up rewriting ---
     database_url: SecretStr | None = None  # postgresql://user:pw@host/db → PostgreSQL; unset → SQLite below

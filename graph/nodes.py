@@ -246,7 +246,8 @@ async def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     message = await (llm.bind(max_tokens=limit) if limit else llm).ainvoke(state["messages"])
     usage = getattr(message, "usage_metadata", None) or {}
     requestctx.annotate(tokens={"prompt": usage.get("input_tokens"), "completion": usage.get("output_tokens")})
-    answer = clean_answer(str(message.content))
+    content = str(message.content)
+    answer = clean_answer(content) if get_settings().answer_cut_runon else content.strip()
     if not answer:  # nothing usable came back: the fixed answer with the route to customer service
         english = state.get("language") == "en"
         requestctx.annotate(empty_answer=True)

@@ -142,7 +142,14 @@ class StreamGuard:
     released: the hold-back is longer than any marker, so a marker is seen before it could be sent.
     """
 
-    def __init__(self, output_filter: OutputFilter, holdback: int = HOLDBACK_CHARS, context: str | None = None) -> None:
+    def __init__(
+        self,
+        output_filter: OutputFilter,
+        holdback: int = HOLDBACK_CHARS,
+        context: str | None = None,
+        *,
+        cut_runon: bool = True,
+    ) -> None:
         self.filter = output_filter
         self.holdback = holdback
         self.context = context  # set once the retrieved documents are known
@@ -150,6 +157,7 @@ class StreamGuard:
         self.sent = 0
         self.blocked = False
         self.ended = False  # the model ran on into our markup (chains.answer): the rest is dropped
+        self.cut_runon = cut_runon
         self.reasons: list[str] = []
 
     def _check(self, *, partial: bool) -> bool:
@@ -162,7 +170,10 @@ class StreamGuard:
         """Add a token; return the text that is now safe to send (nothing after an end marker)."""
         if self.blocked or self.ended:
             return ""
-        self.text, self.ended = cut_at_marker(self.text + token)
+        if self.cut_runon:
+            self.text, self.ended = cut_at_marker(self.text + token)
+        else:
+            self.text += token
         if not self._check(partial=True):
             return ""
         safe_until = max(self.sent, len(self.text) - self.holdback)

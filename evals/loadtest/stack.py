@@ -91,6 +91,7 @@ def start_api(args: argparse.Namespace, llm_url: str, out: Path) -> tuple[subpro
         "LLM_MAX_TOKENS": str(args.answer_tokens),
         "LLM_STOP": "[]",  # a fixed answer length: no stop sequences ...
         "LLM_EXTRA_BODY": json.dumps({"ignore_eos": True} if args.target == "vllm" else {}),  # ... and no early EOS
+        "ANSWER_CUT_RUNON": "false",  # ... and no cut at run-on markup
         "LLM_TIMEOUT_S": str(args.request_timeout_s),
         "AUDIT_LOG_PATH": str(out / "audit.jsonl"),
         "EMERGENCY_STOP_FILE": str(out / "EMERGENCY_STOP"),

@@ -54,6 +54,11 @@ def test_in_flight_cap_and_degradation_end_to_end(api_profile):
         "DEGRADE_SKIP_EXPANSION_ABOVE": "0",
         "DEGRADE_SKIP_RERANK_ABOVE": "0",
         "DEGRADE_SHORT_CONTEXT_ABOVE": "0",
+        # The held stream must outlast the second request: a long fixed-length answer (~10 s on this CPU).
+        "LLM_MAX_TOKENS": "400",
+        "LLM_STOP": "[]",
+        "LLM_EXTRA_BODY": '{"ignore_eos": true}',
+        "ANSWER_CUT_RUNON": "false",
         "RATE_LIMIT_PER_MINUTE": "1000",
         "LLM_TIMEOUT_S": "180",
         "REQUEST_TIMEOUT_S": "400",
@@ -111,6 +116,7 @@ def test_client_disconnect_aborts_the_llm_request(api_profile, vllm_server):
         "LLM_MAX_TOKENS": str(tokens),
         "LLM_STOP": "[]",
         "LLM_EXTRA_BODY": '{"ignore_eos": true}',
+        "ANSWER_CUT_RUNON": "false",  # the whole fixed-length answer streams, markup or not
         "RATE_LIMIT_PER_MINUTE": "1000",
         "LLM_TIMEOUT_S": "180",
         "REQUEST_TIMEOUT_S": "400",
