@@ -54,6 +54,7 @@ def test_in_flight_cap_and_degradation_end_to_end(api_profile):
         "DEGRADE_SKIP_EXPANSION_ABOVE": "0",
         "DEGRADE_SKIP_RERANK_ABOVE": "0",
         "DEGRADE_SHORT_CONTEXT_ABOVE": "0",
+        "RERANKER_PROVIDER": "lexical",  # off by default: switched on so that there is a rerank step to skip
         # The held stream must outlast the second request: a long fixed-length answer (~10 s on this CPU).
         "LLM_MAX_TOKENS": "400",
         "LLM_STOP": "[]",
