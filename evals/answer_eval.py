@@ -138,7 +138,6 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = args.out or ROOT / "var" / "eval" / f"answers-{stamp}"
-    out.mkdir(parents=True, exist_ok=True)
     halves = HALVES if args.half == "both" else (args.half,)
 
     async def run_all() -> dict[str, list[dict[str, Any]]]:

@@ -140,11 +140,11 @@ def fake_classifier(embedder: HashEmbedder) -> InjectionClassifier:
     return InjectionClassifier.fit(embedder, embedder.embed_queries(texts), labels, l2=0.1, threshold=0.5)
 
 
-def fake_resources(tmp_path: Path, *answers: str) -> Resources:
-    """Resources over the test catalogue with a scripted LLM."""
+def fake_resources(tmp_path: Path, *answers: str, docs: dict[str, str] | None = None) -> Resources:
+    """Resources over the test catalogue (or ``docs``) with a scripted LLM."""
     embedder = HashEmbedder()
     store = ephemeral_store(embedder)
-    ingest(write_catalogue(tmp_path / "catalogue"), store, embedder, chunk_tokens=200, overlap_tokens=20)
+    ingest(write_catalogue(tmp_path / "catalogue", docs), store, embedder, chunk_tokens=200, overlap_tokens=20)
     return Resources(
         embedder=embedder,
         reranker=LexicalReranker(),

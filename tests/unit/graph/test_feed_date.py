@@ -7,9 +7,8 @@ import json
 from api.assistant import Assistant
 from core.reranker import LexicalReranker
 from core.resources import Resources, set_resources
-from fakes import CATALOGUE, HashEmbedder, ephemeral_store, fake_classifier, fake_llm, write_catalogue
+from fakes import CATALOGUE, HashEmbedder, fake_classifier, fake_llm, fake_resources, write_catalogue
 from graph.builder import graph
-from ingest.pipeline import ingest
 
 FEED = {
     "feed_date": "2026-11-26",
@@ -28,17 +27,7 @@ NOTE = "(Prijs en voorraad volgens onze productfeed van 26-11-2026.)"
 
 
 def resources(tmp_path, *answers: str) -> Resources:
-    embedder = HashEmbedder()
-    store = ephemeral_store(embedder)
-    root = write_catalogue(tmp_path / "catalogue", {**CATALOGUE, "feeds/products.json": json.dumps(FEED)})
-    ingest(root, store, embedder, chunk_tokens=200, overlap_tokens=20)
-    return Resources(
-        embedder=embedder,
-        reranker=LexicalReranker(),
-        store=store,
-        llm=fake_llm(*answers),
-        classifier=fake_classifier(embedder),
-    )
+    return fake_resources(tmp_path, *answers, docs={**CATALOGUE, "feeds/products.json": json.dumps(FEED)})
 
 
 async def test_price_answer_from_the_feed_names_the_feed_date(tmp_path):
