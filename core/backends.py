@@ -63,6 +63,8 @@ def make_backend_llm(spec: LLMBackend, settings: Settings) -> BaseChatModel:
         case "ollama":
             from langchain_ollama import ChatOllama
 
+            from core.httpclient import ollama_async_client_kwargs
+
             key = spec.api_key.get_secret_value()
             headers = {"Authorization": f"Bearer {key}"} if key and key != "not-needed" else {}
             # No client-level stop: ChatOllama refuses a per-call stop (the rewrite step's) on top of it;
@@ -73,6 +75,7 @@ def make_backend_llm(spec: LLMBackend, settings: Settings) -> BaseChatModel:
                 temperature=settings.llm_temperature,
                 num_predict=settings.llm_max_tokens,
                 client_kwargs={"timeout": spec.timeout_s, "headers": headers},
+                async_client_kwargs=ollama_async_client_kwargs(),  # one pool per event loop (core/httpclient)
             )
         case _:
             raise ValueError(f"unknown backend kind {spec.kind!r}: expected one of 'openai', 'ollama'")

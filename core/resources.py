@@ -44,6 +44,8 @@ def make_llm(settings: Settings) -> BaseChatModel:
     """One pooled OpenAI-compatible chat client (vLLM in production) with explicit timeouts."""
     from langchain_openai import ChatOpenAI
 
+    from core.httpclient import openai_async_client
+
     return ChatOpenAI(  # type: ignore[call-arg]  # aliased pydantic fields
         base_url=settings.llm_base_url,
         model=settings.llm_model,
@@ -57,6 +59,7 @@ def make_llm(settings: Settings) -> BaseChatModel:
         streaming=True,
         stream_usage=True,
         extra_body=settings.llm_extra_body or None,
+        http_async_client=openai_async_client(settings.llm_timeout_s),  # one pool per event loop (core/httpclient)
     )
 
 

@@ -137,10 +137,11 @@ class RoutedChatModel(BaseChatModel):
         if retry is not None and fault:
             self.router.count_outcome(backend, "failover")
             requestctx.annotate(backend=retry.name, backend_failover=backend.name)
-            logger.warning("backend %s failed before the first token (%s): retrying on %s",
-                           backend.name, type(exc).__name__, retry.name)  # fmt: skip
+            logger.warning("backend %s failed before the first token (%s: %.200s): retrying on %s",
+                           backend.name, type(exc).__name__, exc, retry.name)  # fmt: skip
         else:
             self.router.count_outcome(backend, "error")
+            logger.warning("backend %s failed (%s: %.200s)", backend.name, type(exc).__name__, exc)
 
     def _succeeded(self, backend: Backend, t0: float, ttft: float | None) -> None:
         self.router.record(backend, ok=True, seconds=time.perf_counter() - t0, ttft_s=ttft, fault=False)

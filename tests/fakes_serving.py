@@ -145,3 +145,38 @@ def audit_lines(tmp_path: Path, route: str | None = None, expect: int = 0) -> li
         if len(lines) >= expect or time.monotonic() > deadline:
             return lines
         time.sleep(0.02)
+
+
+@contextmanager
+def standin_server(*args: str) -> Iterator[str]:
+    """The stand-in LLM server (``evals.standin_llm``) on a free loopback port; yields its ``/v1`` base URL.
+
+    ``args`` are its extra command-line options (e.g. ``--first-token-ms 10``).
+    """
+    import subprocess
+    import sys
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "evals.standin_llm", "--port", str(port), *args]
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            try:
+                if httpx.get(base + "/models", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError(f"the stand-in LLM did not start: {(proc.communicate()[0] or '')[-2000:]}")
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -2,13 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
-import httpx
 import pytest
 
 from core.resources import get_resources, set_resources
@@ -16,32 +9,13 @@ from core.settings import LLMBackend
 from evals.compare_backends import compare, load_questions
 from evals.compare_report import markdown
 from fakes import fake_resources
-
-ROOT = Path(__file__).resolve().parents[3]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from fakes_serving import free_port, standin_server
 
 
 @pytest.fixture
 def standin():
-    port = free_port()
-    args = [sys.executable, "-m", "evals.standin_llm", "--port", str(port), "--first-token-ms", "10"]
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(base + "/models", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    yield base
-    proc.terminate()
-    proc.wait(timeout=10)
+    with standin_server("--first-token-ms", "10") as base:
+        yield base
 
 
 async def test_compare_reports_each_backend_and_the_differences(tmp_path, standin):

@@ -4,66 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
 from core.resources import make_llm
 from core.settings import Settings
+from fakes_serving import standin_server
 
-ROOT = Path(__file__).resolve().parents[3]
 FIRST_TOKEN_S = 0.05
 RATE = 100.0
 MODEL = "standin-test"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def standin():
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "evals.standin_llm",
-            "--port",
-            str(port),
-            "--first-token-ms",
-            "50",
-            "--tokens-per-s",
-            "100",
-            "--served-model-name",
-            MODEL,
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(base + "/models", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail(f"stand-in did not start: {proc.communicate()[0][-2000:]}")
-    yield base
-    proc.terminate()
-    proc.wait(timeout=10)
+    with standin_server("--first-token-ms", "50", "--tokens-per-s", "100", "--served-model-name", MODEL) as base:
+        yield base
 
 
 def body(question: str, max_tokens: int, stream: bool, **extra) -> dict:
