@@ -1,8 +1,9 @@
 """The public runnable behind ``/rag``: the graph, with the output filter on every answer.
 
-``invoke`` returns the graph's filtered output. ``stream`` sends ``{"sources"}`` first, then
-``{"answer": text}`` chunks that a ``StreamGuard`` has cleared (a small window is held back
-until the text around it was checked), then ``{"refused", "language"}``. When the filter
+``invoke`` returns the graph's filtered output. ``stream`` sends ``{"sources"}`` first (the context's
+documents), then ``{"answer": text}`` chunks that a ``StreamGuard`` has cleared (a small window is held
+back until the text around it was checked), then ``{"sources"}`` again when the answer cites fewer of
+them (``chains.citations``; none for the fallback answer), then ``{"refused", "language"}``. When the filter
 blocks mid-stream, the stream sends ``{"blocked": true, "refusal": …}`` instead of more
 text, and clients show the refusal in place of the partial answer.
 """
@@ -90,12 +91,13 @@ class Assistant(Runnable[dict[str, Any], dict[str, Any]]):
         """Stream sources, cleared answer text, then the closing flags."""
         guard = StreamGuard(get_resources().output_filter, cut_runon=get_settings().answer_cut_runon)
         final: dict[str, Any] = {}
-        sent_sources = streamed = False
+        sent_sources: list[Any] | None = None  # the sources event already sent, if any
+        streamed = False
         t0 = time.perf_counter()
         try:
             async for chunk in until_deadline(self._run(input, config, guard, final), get_settings().request_timeout_s):
                 if "sources" in chunk:
-                    sent_sources = True
+                    sent_sources = chunk["sources"]
                 if "answer" in chunk:
                     if not streamed:
                         TIME_TO_FIRST_TOKEN.observe(time.perf_counter() - t0)
@@ -135,10 +137,11 @@ class Assistant(Runnable[dict[str, Any], dict[str, Any]]):
                         final.update(update)
 
     async def _close(
-        self, final: dict[str, Any], guard: StreamGuard, *, sent_sources: bool, streamed: bool
+        self, final: dict[str, Any], guard: StreamGuard, *, sent_sources: list[Any] | None, streamed: bool
     ) -> AsyncIterator[AddableDict]:
-        if not sent_sources or not final.get("sources"):  # also: the fallback answer withdrew the sources sent
-            yield AddableDict(sources=final.get("sources", []))
+        sources = final.get("sources", [])
+        if sent_sources is None:
+            yield AddableDict(sources=sources)
         if streamed or guard.text:
             note = final.get("feed_note") if final.get("answer") else ""  # generate appended it to its answer
             rest = (guard.feed(f" {note}") if note else "") + guard.finish()
@@ -146,6 +149,9 @@ class Assistant(Runnable[dict[str, Any], dict[str, Any]]):
                 yield AddableDict(answer=rest)
         elif final.get("answer"):
             yield AddableDict(answer=final["answer"])
+        if sent_sources is not None and sources != sent_sources:
+            # After the text: the documents the answer rests on (chains.citations); none for the fallback answer.
+            yield AddableDict(sources=sources)
         if guard.blocked:
             refusal = prompts.REFUSAL_EN if final.get("language") == "en" else prompts.REFUSAL_NL
             requestctx.annotate(output_filter={"decision": "block", "reasons": guard.reasons, "stream": True})

@@ -9,6 +9,8 @@ becomes the fixed "ask customer service" answer.
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from typing import Any
 
 # Where an answer ends at the latest: our context markup, a new question turn, or a repeated answer turn.
 END_MARKERS = re.compile(
@@ -26,3 +28,23 @@ def cut_at_marker(text: str) -> tuple[str, bool]:
 def clean_answer(text: str) -> str:
     """The answer without run-on markup, stripped."""
     return cut_at_marker(text)[0].strip()
+
+
+async def read_answer(stream: AsyncIterator[Any], *, cut_runon: bool) -> tuple[Any | None, bool]:
+    """The LLM's message assembled from its stream, and whether reading stopped at a run-on marker.
+
+    With ``cut_runon`` the stream is closed at the first end marker: what follows would be thrown away, and
+    closing the stream ends the request on the server (vLLM aborts a generation whose client went away),
+    which gives its batch slot back instead of generating up to ``max_tokens`` for nothing.
+    """
+    message = None
+    try:
+        async for chunk in stream:
+            message = chunk if message is None else message + chunk
+            if cut_runon and END_MARKERS.search(str(message.content)):
+                return message, True
+    finally:
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    return message, False

@@ -75,7 +75,7 @@ def openai_async_client(timeout_s: float) -> Any:
     from openai._constants import DEFAULT_CONNECTION_LIMITS
 
     transport = LoopLocalTransport(lambda: httpx2.AsyncHTTPTransport(limits=DEFAULT_CONNECTION_LIMITS))
-    return openai.DefaultAsyncHttpxClient(transport=transport, timeout=timeout_s)
+    return openai.DefaultAsyncHttpxClient(transport=transport, timeout=timeout_s)  # type: ignore[arg-type]  # duck-typed
 
 
 def ollama_async_client_kwargs() -> dict[str, Any]:

@@ -191,6 +191,9 @@ class RoutedChatModel(BaseChatModel):
                     yield chunk
                 async for chunk in stream:  # after the first token: no retry, the error goes to the caller
                     yield chunk
+            except GeneratorExit:  # the caller stopped reading (a run-on answer cut short): the backend did fine
+                self._succeeded(backend, t0, ttft)
+                raise
             except Exception as exc:
                 self._failed(backend, exc, t0, retry=None)
                 raise as_api_error(exc, backend) from exc
@@ -238,6 +241,9 @@ class RoutedChatModel(BaseChatModel):
             try:
                 yield from held
                 yield from stream
+            except GeneratorExit:
+                self._succeeded(backend, t0, ttft)
+                raise
             except Exception as exc:
                 self._failed(backend, exc, t0, retry=None)
                 raise as_api_error(exc, backend) from exc

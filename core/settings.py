@@ -118,6 +118,8 @@ class Settings(BaseSettings):
     # Cut the answer where the small model runs on into the prompt's markup (chains.answer); benchmarks and tests
     # that need a fixed answer length switch it off.
     answer_cut_runon: bool = True
+    # Cite only the context documents the answer's content terms come from (chains.citations), not all of them.
+    cite_by_support: bool = True
 
     # --- Conversations (/api/chat): server-issued threads, history, retention, follow-up rewriting ---
     database_url: SecretStr | None = None  # postgresql://user:pw@host/db → PostgreSQL; unset → SQLite below

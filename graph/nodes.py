@@ -12,7 +12,8 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 
 from chains import llm_expansion, prompts
-from chains.answer import clean_answer
+from chains.answer import clean_answer, read_answer
+from chains.citations import attributed
 from chains.context import format_context, grounding_text, short_context
 from chains.expansion import expand as expand_question
 from chains.freshness import feed_note
@@ -243,19 +244,26 @@ async def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     limit = _ctx(runtime).max_tokens  # the OpenAI endpoint may ask for fewer tokens, never more
     if not getattr(llm, "annotates_backend", False):  # a RoutedChatModel records the backend it picks itself
         requestctx.annotate(backend=getattr(llm, "model_name", type(llm).__name__))  # before the call: errors count
-    message = await (llm.bind(max_tokens=limit) if limit else llm).ainvoke(state["messages"])
-    usage = getattr(message, "usage_metadata", None) or {}
+    cut_runon = get_settings().answer_cut_runon
+    stream = (llm.bind(max_tokens=limit) if limit else llm).astream(state["messages"])
+    message, stopped = await read_answer(stream, cut_runon=cut_runon)  # stops the LLM at run-on markup
+    usage = getattr(message, "usage_metadata", None) or {}  # none when stopped early: the server sends it last
     requestctx.annotate(tokens={"prompt": usage.get("input_tokens"), "completion": usage.get("output_tokens")})
-    content = str(message.content)
-    answer = clean_answer(content) if get_settings().answer_cut_runon else content.strip()
+    if stopped:
+        requestctx.annotate(runon_stopped=True)
+    content = str(message.content) if message is not None else ""
+    answer = clean_answer(content) if cut_runon else content.strip()
     if not answer:  # nothing usable came back: the fixed answer with the route to customer service
         english = state.get("language") == "en"
         requestctx.annotate(empty_answer=True)
         answer = prompts.NO_CONTEXT_ANSWER_EN if english else prompts.NO_CONTEXT_ANSWER_NL
         return {"answer": answer, "sources": []}  # "not found" cites nothing
+    update: dict[str, Any] = {}
+    if get_settings().cite_by_support:  # cite the documents the answer rests on, not the whole context
+        update["sources"] = attributed(answer, state.get("chunks") or [], state.get("sources") or [])
     if state.get("feed_note"):
         answer = f"{answer} {state['feed_note']}"
-    return {"answer": answer}
+    return {**update, "answer": answer}
 
 
 @timed

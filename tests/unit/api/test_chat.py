@@ -25,17 +25,20 @@ def test_stream_events_in_order(make_client):
     events = chat(client, "Hoeveel liter is de afvalbak van de zelfreinigende kattenbak?")
     names = [name for name, _ in events]
     assert names[0] == "thread" and names[1] == "sources" and names[-1] == "final"
-    assert set(names[2:-1]) == {"token"} and len(names[2:-1]) > 1, names
+    # tokens, then the sources again when the answer rests on fewer documents than the context held
+    tokens = names[2:-2] if names[-2] == "sources" else names[2:-1]
+    assert set(tokens) == {"token"} and len(tokens) > 1, names
     handle = events[0][1]["thread"]
     out = final(events)
     assert out["answer"] == "".join(data["text"] for name, data in events if name == "token") == LONG
-    assert out["sources"] == events[1][1]["sources"] and out["sources"][0]["id"] == "purrclean-autobox-9"
+    last_sources = [data["sources"] for name, data in events if name == "sources"][-1]
+    assert out["sources"] == last_sources and out["sources"][0]["id"] == "purrclean-autobox-9"
     assert out["thread"] == handle and out["refused"] is False and out["language"] == "nl"
     assert len(out["message_id"]) == 32
 
 
 def test_follow_up_uses_history_through_the_api(make_client):
-    client = make_client("De CatCave Classic 40 kost 39,95 euro.", REWRITTEN, "Dat weet ik niet.")
+    client = make_client("De CatCave Classic 40 kost 39,95 euro.", REWRITTEN, "De CatCave Classic 40 heeft een filter.")
     first = chat(client, FIRST)
     handle = first[0][1]["thread"]
     second = chat(client, FOLLOW_UP, thread=handle)
@@ -50,7 +53,7 @@ def test_follow_up_uses_history_through_the_api(make_client):
         FIRST,
         "De CatCave Classic 40 kost 39,95 euro.",
         FOLLOW_UP,
-        "Dat weet ik niet.",
+        "De CatCave Classic 40 heeft een filter.",
     ]
     assert messages[3]["id"] == final(second)["message_id"]
 

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatGenerationChunk
+
 from chains import prompts
 from chains.answer import clean_answer
 from core.resources import set_resources
+from core.settings import get_settings
 from fakes import fake_resources
 from graph.builder import graph
 from guards.output import OutputFilter, StreamGuard
@@ -42,3 +51,37 @@ async def test_the_stream_withdraws_the_sources_of_a_fallback_answer(tmp_path):
     sources = [c["sources"] for c in chunks if "sources" in c]
     assert sources[0] and sources[-1] == []
     assert "".join(c.get("answer", "") for c in chunks) == prompts.NO_CONTEXT_ANSWER_NL
+
+
+class CountingLLM(GenericFakeChatModel):
+    """A scripted LLM that counts the chunks its caller actually pulled from the stream."""
+
+    pulled: int = 0
+
+    async def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+        async for chunk in super()._astream(*args, **kwargs):
+            self.pulled += 1
+            yield chunk
+
+
+async def test_generation_stops_at_run_on_markup_instead_of_reading_to_the_end(tmp_path):
+    run_on = " ".join(f"woord{i}" for i in range(200))
+    llm = CountingLLM(messages=iter([AIMessage(f'De bak is 9 liter.\n<document nr="6" titel="FAQ">\n{run_on}')]))
+    set_resources(dataclasses.replace(fake_resources(tmp_path), llm=llm))
+    out = await graph.ainvoke({"question": "Hoeveel liter is de afvalbak?"})
+    assert out["answer"].startswith("De bak is 9 liter.") and "woord" not in out["answer"]
+    assert 0 < llm.pulled < 20, f"the stream is closed at the marker, not read to its end ({llm.pulled} chunks)"
+
+
+async def test_without_the_cut_the_whole_stream_is_read(tmp_path, monkeypatch):
+    monkeypatch.setenv("ANSWER_CUT_RUNON", "false")
+    get_settings.cache_clear()
+    try:
+        text = 'Ja.\n<document nr="1"> ' + " ".join(f"w{i}" for i in range(50))
+        llm = CountingLLM(messages=iter([AIMessage(text)]))
+        set_resources(dataclasses.replace(fake_resources(tmp_path), llm=llm))
+        out = await graph.ainvoke({"question": "Hoeveel kost de verzending?"})
+        assert "w49" in out["answer"] and llm.pulled > 50
+    finally:
+        monkeypatch.delenv("ANSWER_CUT_RUNON")
+        get_settings.cache_clear()

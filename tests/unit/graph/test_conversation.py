@@ -52,12 +52,13 @@ def _retrieved_with(seen: list[np.ndarray], embedder, text: str) -> bool:
 
 
 async def test_follow_up_is_rewritten_from_history_before_retrieval(tmp_path, chat_graph):
-    res = fake_resources(tmp_path, "De CatCave Classic 40 kost 39,95 euro.", REWRITTEN, "Dat staat er niet bij.")
+    answer = "De CatCave Classic 40 heeft een koolstoffilter."  # cites the document it rests on
+    res = fake_resources(tmp_path, "De CatCave Classic 40 kost 39,95 euro.", REWRITTEN, answer)
     set_resources(res)
     await chat_graph.ainvoke({"question": FIRST, "turn_id": "a" * 32}, _config("t1"), durability="exit")
     seen = _spy_search(res)
     out = await chat_graph.ainvoke({"question": FOLLOW_UP, "turn_id": "b" * 32}, _config("t1"), durability="exit")
-    assert out["answer"] == "Dat staat er niet bij."
+    assert out["answer"] == answer
     assert _retrieved_with(seen, res.embedder, REWRITTEN), "retrieval must search with the rewritten question"
     assert not _retrieved_with(seen, res.embedder, FOLLOW_UP)
     assert out["sources"][0]["id"] == "catcave-classic-40"
@@ -99,6 +100,11 @@ class _SlowModel(GenericFakeChatModel):
     async def _agenerate(self, *args: Any, **kwargs: Any) -> Any:
         await asyncio.sleep(5)
         raise AssertionError("the rewrite should have timed out")
+
+    async def _astream(self, *args: Any, **kwargs: Any) -> Any:  # generate reads the stream
+        await asyncio.sleep(5)
+        raise AssertionError("the rewrite should have timed out")
+        yield  # an async generator
 
 
 @pytest.mark.parametrize(
