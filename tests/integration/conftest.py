@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fakes_serving import stop_process
+
 ROOT = Path(__file__).resolve().parents[2]
 E5_DIR = ROOT / ".cache" / "models" / "multilingual-e5-small"
 VLLM_URL = f"http://127.0.0.1:{os.environ.get('VLLM_PORT', '8001')}/v1"
@@ -107,11 +109,7 @@ def launch_api(workdir: Path, env: dict[str, str]) -> Iterator[tuple[str, Path]]
             pytest.fail(f"API not ready after 180 s:\n{log.read_text()[-3000:]}")
         yield base, log
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, 20)
 
 
 def base_env(workdir: Path, vllm_server: str, indexed_chroma: Path, e5_dir: Path) -> dict[str, str]:

@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fakes_serving import stop_process
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "deploy" / "nginx"))
 import render  # noqa: E402  (deploy/nginx/render.py: standard library only, runs on a bare host)
@@ -63,11 +65,7 @@ def running_nginx(nginx: str, prefix: Path, url: str) -> Iterator[subprocess.Pop
         wait_http(url, proc, prefix / "logs" / "error.log")
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, 10)
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 30) -> None:

@@ -13,7 +13,7 @@ from ops_tools import ROOT, require_binary, wait_http
 from core.resources import set_resources
 from core.settings import get_settings
 from fakes import fake_resources
-from fakes_serving import free_port, served
+from fakes_serving import free_port, served, stop_process
 
 RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
 QUESTION = "Hoeveel liter is de afvalbak van de zelfreinigende kattenbak?"
@@ -109,8 +109,4 @@ def test_prometheus_scrapes_the_api_and_every_rule_evaluates(tmp_path, app_url):
         p95 = query("job:shop_assistant_http_latency_seconds:p95_5m")["result"]
         assert p95 and 0 < float(p95[0]["value"][1]) < 10, p95
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, 20)
