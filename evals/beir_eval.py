@@ -129,11 +129,14 @@ def retrieve(
     ]
     if config == "dense":
         return [h.doc_id for h in dense]
-    fused = [h for h, _ in reciprocal_rank_fusion([dense, bm25.search(query, DEPTH)])][:DEPTH]
+    pairs = reciprocal_rank_fusion([dense, bm25.search(query, DEPTH)])[:DEPTH]
+    fused = [h for h, _ in pairs]
     if config == "fusion":
         return [h.doc_id for h in fused]
     head = fused[:RERANK_TOP]
-    scores = reranker.score(query, [h.text for h in head], [h.score for h in head])
+    top = pairs[0][1] or 1.0
+    prior = [rrf / top for _, rrf in pairs[:RERANK_TOP]]  # the fusion order, as the graph's rerank node passes it
+    scores = reranker.score(query, [h.text for h in head], prior)
     order = [h for _, h in sorted(zip(scores, head, strict=True), key=lambda p: -p[0])]
     return [h.doc_id for h in order] + [h.doc_id for h in fused[RERANK_TOP:]]
 

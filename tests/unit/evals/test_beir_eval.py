@@ -96,3 +96,25 @@ def test_subset_keeps_the_judged_documents(folder):
 def test_markdown_table_lists_each_configuration(folder):
     md = beir_eval.markdown(beir_eval.run(folder, None))
     assert all(f"| {c} |" in md for c in beir_eval.CONFIGS)
+
+
+def test_the_reranker_gets_the_fusion_order_as_its_prior(folder):
+    class Recording:
+        name = "recording"
+
+        def __init__(self) -> None:
+            self.priors: list[list[float]] = []
+
+        def score(self, question, passages, prior):  # type: ignore[no-untyped-def]
+            self.priors.append(list(prior))
+            return list(prior)
+
+    corpus, queries, _ = beir_eval.load_beir(folder)
+    embedder, reranker = HashEmbedder(), Recording()
+    vectors = embedder.embed_passages([h.text for h in corpus])
+    bm25 = beir_eval.LexicalIndex(corpus)
+    for text in queries.values():
+        args = (text, embedder.embed_queries([text])[0], corpus, vectors, bm25)
+        assert beir_eval.retrieve("fusion+rerank", *args, reranker) == beir_eval.retrieve("fusion", *args, reranker)
+    for prior in reranker.priors:  # normalised reciprocal-rank-fusion scores, best first (not raw cosine/BM25)
+        assert prior[0] == 1.0 and prior == sorted(prior, reverse=True)
