@@ -68,39 +68,71 @@ class PassThroughReranker:
 
 
 class CrossEncoderReranker:
-    """A sentence-transformers ``CrossEncoder`` by model name or local path."""
+    """A sentence-transformers ``CrossEncoder`` by model name or local path.
 
-    def __init__(self, model: str, device: str = "cpu", max_length: int = 256) -> None:
+    Each (question, passage) pair is cut to ``max_length`` tokens (the passage is truncated; with the
+    catalogue's 512-token chunks that keeps the title, the product facts and the first paragraphs), which
+    bounds the cost of reranking 10 candidates on CPU. ``prior_weight`` > 0 adds that share of the
+    retrieval prior (the normalised fusion score) to the model's 0-1 relevance.
+    """
+
+    prior_weight: float = 0.0
+    max_chars: int | None = None  # passages are cut to this many characters before tokenising
+
+    def __init__(self, model: str, device: str = "cpu", max_length: int = 256, prior_weight: float = 0.0) -> None:
         from sentence_transformers import CrossEncoder
 
         self.name = model
         self._model = CrossEncoder(model, device=device, max_length=max_length)
         self._lock = threading.Lock()
+        self.prior_weight = prior_weight
+        self.max_chars = 8 * max_length  # a token is rarely longer than 8 characters: no change to the result
+
+    def _predict(self, pairs: list[tuple[str, str]], batch_size: int) -> list[float]:
+        if self.max_chars:
+            pairs = [(q, p[: self.max_chars]) for q, p in pairs]
+        with self._lock:
+            return [float(s) for s in self._model.predict(pairs, batch_size=batch_size)] if pairs else []
+
+    def _combine(self, scores: list[float], prior: Sequence[float]) -> list[float]:
+        if not self.prior_weight:
+            return scores
+        return [s + self.prior_weight * float(p) for s, p in zip(scores, prior, strict=True)]
 
     def score(self, question: str, passages: Sequence[str], prior: Sequence[float]) -> list[float]:
-        """Score each (question, passage) pair with the cross-encoder."""
-        with self._lock:
-            scores = self._model.predict([(question, p) for p in passages], batch_size=16)
-        return [float(s) for s in scores]
+        """Score each (question, passage) pair with the cross-encoder (plus the weighted prior)."""
+        return self._combine(self._predict([(question, p) for p in passages], 16), prior)
 
     def score_batch(self, requests: Sequence[tuple[str, Sequence[str], Sequence[float]]]) -> list[list[float]]:
         """Score several questions' passages in one model call (micro-batching across requests)."""
-        pairs = [(q, p) for q, passages, _ in requests for p in passages]
-        with self._lock:
-            flat = [float(s) for s in self._model.predict(pairs, batch_size=32)] if pairs else []
+        flat = self._predict([(q, p) for q, passages, _ in requests for p in passages], 32)
         out, i = [], 0
-        for _, passages, _ in requests:
-            out.append(flat[i : i + len(passages)])
+        for _, passages, prior in requests:
+            out.append(self._combine(flat[i : i + len(passages)], prior))
             i += len(passages)
         return out
 
 
-def make_reranker(provider: RerankerProvider, model: str, device: str = "cpu") -> Reranker:
-    """Build the reranker for ``provider``; raise ``ValueError`` listing the valid ones."""
+def make_reranker(
+    provider: RerankerProvider,
+    model: str,
+    device: str = "cpu",
+    max_length: int | None = None,
+    prior_weight: float | None = None,
+) -> Reranker:
+    """Build the reranker for ``provider``; raise ``ValueError`` listing the valid ones.
+
+    ``max_length`` and ``prior_weight`` default to ``RERANKER_MAX_LENGTH`` and ``RERANKER_PRIOR_WEIGHT``.
+    """
     match provider:
         case "cross-encoder":
-            logger.info("loading cross-encoder reranker %s", model)
-            return CrossEncoderReranker(model, device=device)
+            from core.settings import get_settings
+
+            settings = get_settings()
+            length = max_length or settings.reranker_max_length
+            weight = settings.reranker_prior_weight if prior_weight is None else prior_weight
+            logger.info("loading cross-encoder reranker %s (max %d tokens per pair)", model, length)
+            return CrossEncoderReranker(model, device=device, max_length=length, prior_weight=weight)
         case "lexical":
             return LexicalReranker()
         case "none":

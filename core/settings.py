@@ -52,8 +52,12 @@ class Settings(BaseSettings):
     embedding_provider: EmbeddingProvider = "sentence-transformers"
     embedding_model: str = str(ROOT / ".cache" / "models" / "multilingual-e5-small")
     embedding_device: str = "cpu"
-    reranker_provider: RerankerProvider = "none"  # make eval: no reranker here raises MRR@10 by 0.02 (BENCHMARKS.md)
+    reranker_provider: RerankerProvider = "none"  # make eval: the fine-tuned reranker did not help on the test half
     reranker_model: str = "cross-encoder/mmarco-mMiniLMv2-L12-H384-v1"
+    # Tokens per (question, passage) pair the cross-encoder reads (passages truncated): the latency bound.
+    reranker_max_length: int = Field(default=160, ge=32, le=512)
+    # Added to the cross-encoder's 0-1 score: weight x the fusion prior (0-1); 1.0 chosen on the dev half.
+    reranker_prior_weight: float = Field(default=1.0, ge=0.0, le=10.0)
     chroma_path: Path = ROOT / "var" / "chroma"
     chroma_url: str | None = None  # a Chroma server (http://host:port) instead of the embedded CHROMA_PATH
     chroma_collection: str = "catalogue"
