@@ -118,10 +118,11 @@ def markdown(
         f"{meta['chunks']} chunks of {meta['documents']} documents; retrieve_k {meta['retrieve_k']}, "
         f"rerank_top_n {meta['rerank_top_n']}, min_relevance {meta['min_relevance']}.",
         "",
-        "Ranking metrics are computed with ranx on document ids over the in-catalogue questions, on the chunks",
-        "the prompt would get (top `rerank_top_n` after the `min_relevance` filter, de-duplicated by document).",
-        "Without reranking they keep the fusion (RRF) order. Out-of-catalogue questions count only for abstention:",
-        "no chunk left after the filter. Each `+` row adds steps to dense retrieval; *full* has all three.",
+        "Ranking metrics are computed with ranx on document ids over the in-catalogue questions, on every",
+        "retrieved candidate (`retrieve_k` chunks after the `min_relevance` filter, de-duplicated by document);",
+        "the prompt gets the first `rerank_top_n` chunks of that order. Without reranking it is the fusion (RRF)",
+        "order. Out-of-catalogue questions count only for abstention: no chunk left after the filter.",
+        "Each `+` row adds steps to dense retrieval; *full* has all three.",
     ]
     for half, questions in halves.items():
         by_config = outcomes[half]

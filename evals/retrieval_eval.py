@@ -3,7 +3,9 @@
 Runs the graph's retrieval nodes (expand → retrieve → rerank; no guard, no LLM) for every question of
 ``evals/data/questions_{dev,test}.jsonl`` under each ablation configuration, against the real index
 (``CHROMA_PATH``, built by ``make ingest``). Rankings are scored on document ids (chunks de-duplicated, best
-rank kept) with ``evals.metrics``; out-of-catalogue questions are scored on abstention instead (no chunk left
+rank kept) with ``evals.metrics``, over every retrieved candidate (``RETRIEVE_K`` chunks, in the fusion or
+rerank order), as ranking metrics are defined; the prompt gets the first ``RERANK_TOP_N`` of them, so
+MRR, P@1 and Hit@3 are those of the prompt's order too; out-of-catalogue questions are scored on abstention instead (no chunk left
 after the ``min_relevance`` filter). Writes ``result.json``, ``report.md`` and ``metrics.png`` under
 ``var/eval/<timestamp>/`` and prints the table.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import sys
@@ -70,11 +73,12 @@ class Outcome:
     """What the retrieval returned for one question under one configuration."""
 
     qid: str
-    docs: list[str]  # document ids in rank order (the chunks the prompt would get, de-duplicated)
+    docs: list[str]  # document ids in rank order: every retrieved candidate (``retrieve_k`` chunks), de-duplicated
     top_score: float | None  # best dense (cosine) score among the candidates
     abstained: bool
     ms: float
     metrics: dict[str, float] = field(default_factory=dict)
+    prompt_docs: list[str] = field(default_factory=list)  # the documents of the ``rerank_top_n`` chunks the prompt gets
 
 
 def load_questions(path: Path) -> list[Question]:
@@ -124,13 +128,16 @@ async def run_question(q: Question, cfg: Config, settings: Settings, min_relevan
     state.update(await expand(state, runtime))  # type: ignore[arg-type]
     state.update(await retrieve(state, runtime))  # type: ignore[arg-type]
     candidates = state.get("candidates") or []
-    if cfg.rerank:
-        chunks = (await rerank(state, runtime))["chunks"]  # type: ignore[arg-type]
+    if cfg.rerank:  # the rerank node's order over every candidate; the prompt would get its first rerank_top_n
+        whole = SimpleNamespace(context=dataclasses.replace(ctx, rerank_top_n=max(1, len(candidates))))
+        ranked = (await rerank(state, whole))["chunks"]  # type: ignore[arg-type]
     else:
-        chunks = [c for c in candidates if c["score"] >= min_relevance][: ctx.rerank_top_n]
+        ranked = [c for c in candidates if c["score"] >= min_relevance]
+    chunks = ranked[: ctx.rerank_top_n]
     ms = (time.perf_counter() - t0) * 1000
     top = max((c["score"] for c in candidates), default=None)
-    return Outcome(q.qid, list(dict.fromkeys(c["doc_id"] for c in chunks)), top, not chunks, ms)
+    docs = list(dict.fromkeys(c["doc_id"] for c in ranked))
+    return Outcome(q.qid, docs, top, not chunks, ms, prompt_docs=list(dict.fromkeys(c["doc_id"] for c in chunks)))
 
 
 def score_half(questions: list[Question], outcomes: list[Outcome]) -> dict[str, Any]:

@@ -40,6 +40,18 @@ async def test_runs_every_configuration_through_the_graph_nodes(tmp_path):
     assert score_half(QUESTIONS, dense)["P@1"] == 0.5
 
 
+async def test_metrics_rank_every_candidate_and_the_prompt_gets_the_first_ones(tmp_path, monkeypatch):
+    monkeypatch.setenv("RERANK_TOP_N", "1")
+    get_settings.cache_clear()
+    res = fake_resources(tmp_path)
+    res.lexical = LexicalIndex.from_store(res.store)
+    set_resources(res)
+    for config in CONFIGS:
+        out = await run_question(QUESTIONS[0], config, get_settings(), 0.0)
+        assert len(out.prompt_docs) == 1 and len(out.docs) > 1, config.name  # 4 documents in the catalogue
+        assert out.docs[0] == out.prompt_docs[0], config.name  # the prompt's order is a prefix of the ranking
+
+
 def test_report_files_misses_and_coverage(tmp_path):
     outcomes = {
         "dense only": [Outcome("q1", ["purrclean-autobox-9"], 0.9, False, 1.0),
