@@ -102,7 +102,9 @@ def test_answer_streams_in_with_source_links_and_feedback(serve, page):
 
 
 def test_follow_up_uses_the_history_and_a_reload_keeps_the_conversation(serve, page):
-    base = serve("De CatCave Classic 40 kost 39,95 euro.", REWRITTEN, "Dat weet ik niet.", delay_s=0.01)
+    base = serve(
+        "De CatCave Classic 40 kost 39,95 euro.", REWRITTEN, "De CatCave Classic 40 heeft een filter.", delay_s=0.01
+    )
     page.goto(base + "/")
     ask(page, FIRST)
     page.wait_for_selector(DONE.format("done"))
@@ -117,7 +119,7 @@ def test_follow_up_uses_the_history_and_a_reload_keeps_the_conversation(serve, p
         FIRST,
         "De CatCave Classic 40 kost 39,95 euro.",
         FOLLOW_UP,
-        "Dat weet ik niet.",
+        "De CatCave Classic 40 heeft een filter.",
     ]
     page.reload()  # same tab: the server-issued thread handle lives in sessionStorage
     wait_until(page, "document.querySelectorAll('#kh-log .kh-msg').length === 4")
