@@ -36,7 +36,11 @@ def postgres_url() -> str:
 async def test_postgres_checkpointer_round_trip(tmp_path, monkeypatch, postgres_url):
     monkeypatch.setenv("DATABASE_URL", postgres_url)
     get_settings.cache_clear()
-    set_resources(fake_resources(tmp_path, "De CatCave Classic 40 kost 39,95 euro.", REWRITTEN, "Dat weet ik niet."))
+    set_resources(
+        fake_resources(
+            tmp_path, "De CatCave Classic 40 kost 39,95 euro.", REWRITTEN, "De CatCave Classic 40 heeft een filter."
+        )
+    )
     store = await open_history(get_settings())
     thread_id = f"it-{uuid.uuid4().hex}"
     config = {"configurable": {"thread_id": thread_id}}
@@ -57,7 +61,7 @@ async def test_postgres_checkpointer_round_trip(tmp_path, monkeypatch, postgres_
                 FIRST,
                 "De CatCave Classic 40 kost 39,95 euro.",
                 FOLLOW_UP,
-                "Dat weet ik niet.",
+                "De CatCave Classic 40 heeft een filter.",
             ]
             assert history[2]["standalone"] == REWRITTEN and history[3]["id"] == "b" * 32
             assert await other.exists(thread_id)
