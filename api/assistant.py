@@ -142,7 +142,12 @@ class Assistant(Runnable[dict[str, Any], dict[str, Any]]):
         sources = final.get("sources", [])
         if sent_sources is None:
             yield AddableDict(sources=sources)
-        if streamed or guard.text:
+        if final.get("fallback"):  # generate replaced the model's answer (empty, or nothing from the catalogue)
+            if streamed:  # clients show the fixed answer instead of the text already shown, as after a block
+                yield AddableDict(blocked=True, refusal=final.get("answer", ""))
+            else:
+                yield AddableDict(answer=final.get("answer", ""))
+        elif streamed or guard.text:
             note = final.get("feed_note") if final.get("answer") else ""  # generate appended it to its answer
             rest = (guard.feed(f" {note}") if note else "") + guard.finish()
             if rest:

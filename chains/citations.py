@@ -5,7 +5,8 @@ of the context sends the shopper to pages that do not say what the answer says. 
 context document is scored by the answer's content terms it contains (numbers, product names, rare
 words; stop words dropped), weighted by how few of the context's documents share the term (IDF over the
 context). The documents within ``MIN_SHARE`` of the best score are cited, in retrieval order. An answer
-that shares no content term with any document cites nothing: it was not taken from the catalogue.
+that shares no content term with any document was not taken from the catalogue ("not grounded"): the
+generate node then keeps the context's sources as before and marks the audit line ``ungrounded_answer``.
 """
 
 from __future__ import annotations
@@ -48,13 +49,24 @@ def support(answer: str, documents: dict[str, str]) -> dict[str, float]:
     return {doc: sum(math.log(1 + n / df[t]) for t in found) for doc, found in terms.items()}
 
 
-def attributed(answer: str, chunks: Sequence[dict[str, Any]], sources: Iterable[Mapping[str, Any]]) -> list[Any]:
-    """The ``sources`` (dicts with an ``id``) whose documents support ``answer``, in their order."""
+def attributed(
+    answer: str, chunks: Sequence[dict[str, Any]], sources: Iterable[Mapping[str, Any]]
+) -> tuple[list[Any], bool]:
+    """The ``sources`` (dicts with an ``id``) the answer rests on, in their order, and whether it is grounded.
+
+    An answer without any content term ("Ja.") cannot be attributed: it keeps every source. An answer with
+    content terms of which none occurs in the context is not grounded: no sources, ``False``.
+    """
+    sources = list(sources)
+    if not content_terms(answer):
+        return sources, True
+    ids = {s["id"] for s in sources}
     documents: dict[str, str] = {}
-    for c in chunks:
-        documents[c["doc_id"]] = f"{documents.get(c['doc_id'], '')}\n{c.get('title', '')}\n{c['text']}"
+    for c in chunks:  # only the citable documents: the answer must rest on one of them
+        if c["doc_id"] in ids:
+            documents[c["doc_id"]] = f"{documents.get(c['doc_id'], '')}\n{c.get('title', '')}\n{c['text']}"
     scores = support(answer, documents)
     best = max(scores.values(), default=0.0)
     if best <= 0:
-        return []
-    return [s for s in sources if scores.get(s["id"], 0.0) >= MIN_SHARE * best]
+        return [], False
+    return [s for s in sources if scores.get(s["id"], 0.0) >= MIN_SHARE * best], True

@@ -62,6 +62,7 @@ class ConversationState(TypedDict, total=False):
     guard_reasons: Annotated[list[str], UntrackedValue]
     query_vector: Annotated[list[float], UntrackedValue]
     feed_note: Annotated[str, UntrackedValue]
+    fallback: Annotated[bool, UntrackedValue]
     turn_id: Annotated[str, UntrackedValue]
     original_question: Annotated[str, UntrackedValue]
     history: list[Turn]

@@ -253,14 +253,18 @@ async def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         requestctx.annotate(runon_stopped=True)
     content = str(message.content) if message is not None else ""
     answer = clean_answer(content) if cut_runon else content.strip()
+    update: dict[str, Any] = {}
+    if answer and get_settings().cite_by_support:  # cite the documents the answer rests on, not the whole context
+        cited, grounded = attributed(answer, state.get("chunks") or [], state.get("sources") or [])
+        if grounded:
+            update["sources"] = cited
+        else:  # nothing in it comes from the context: it keeps the context's sources, and the audit line says so
+            requestctx.annotate(ungrounded_answer=True)
     if not answer:  # nothing usable came back: the fixed answer with the route to customer service
         english = state.get("language") == "en"
         requestctx.annotate(empty_answer=True)
         answer = prompts.NO_CONTEXT_ANSWER_EN if english else prompts.NO_CONTEXT_ANSWER_NL
-        return {"answer": answer, "sources": []}  # "not found" cites nothing
-    update: dict[str, Any] = {}
-    if get_settings().cite_by_support:  # cite the documents the answer rests on, not the whole context
-        update["sources"] = attributed(answer, state.get("chunks") or [], state.get("sources") or [])
+        return {"answer": answer, "sources": [], "fallback": True}  # "not found" cites nothing
     if state.get("feed_note"):
         answer = f"{answer} {state['feed_note']}"
     return {**update, "answer": answer}

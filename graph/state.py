@@ -40,3 +40,4 @@ class State(InputState, OutputState, total=False):
     guard_reasons: list[str]
     query_vector: list[float]
     feed_note: str  # chains.freshness: appended to answers about price or stock
+    fallback: bool  # generate replaced the model's answer by the fixed one (empty, or not from the catalogue)
