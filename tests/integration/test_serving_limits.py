@@ -88,7 +88,10 @@ def test_in_flight_cap_and_degradation_end_to_end(api_profile):
         after = httpx.post(f"{base}/rag/invoke", json={"input": {"question": QUESTION}}, timeout=400)
     assert refused.status_code == 503, refused.text
     assert refused.headers.get("retry-after") and refused.json()["error"]
-    assert after.status_code == 200 and after.json()["output"]["sources"], after.text
+    out = after.json()["output"] if after.status_code == 200 else {}
+    # Served again once the slot is free. 400 forced tokens with the run-on cut off may copy prompt text, which
+    # the output filter then refuses: that is still a request through the whole pipeline (CI, 2026-11-27).
+    assert out.get("answer") and (out.get("sources") or out.get("refused")), after.text
     assert any(line.startswith("event: end") for line in events)
     degraded = _audit_lines(workdir / "audit.jsonl", {stream_id})[stream_id].get("degraded")
     assert degraded and {"expansion", "rerank", "context"} <= set(degraded), degraded
