@@ -5,9 +5,9 @@ Runs the graph's retrieval nodes (expand → retrieve → rerank; no guard, no L
 (``CHROMA_PATH``, built by ``make ingest``). Rankings are scored on document ids (chunks de-duplicated, best
 rank kept) with ``evals.metrics``, over every retrieved candidate (``RETRIEVE_K`` chunks, in the fusion or
 rerank order), as ranking metrics are defined; the prompt gets the first ``RERANK_TOP_N`` of them, so
-MRR, P@1 and Hit@3 are those of the prompt's order too; out-of-catalogue questions are scored on abstention instead (no chunk left
-after the ``min_relevance`` filter). Writes ``result.json``, ``report.md`` and ``metrics.png`` under
-``var/eval/<timestamp>/`` and prints the table.
+MRR, P@1 and Hit@3 are those of the prompt's order too; out-of-catalogue questions are scored on
+abstention instead (no chunk left after the ``min_relevance`` filter). Writes ``result.json``,
+``report.md`` and ``metrics.png`` under ``var/eval/<timestamp>/`` and prints the table.
 """
 
 from __future__ import annotations
