@@ -134,8 +134,8 @@ def retrieve(
     if config == "fusion":
         return [h.doc_id for h in fused]
     head = fused[:RERANK_TOP]
-    top = pairs[0][1] or 1.0
-    prior = [rrf / top for _, rrf in pairs[:RERANK_TOP]]  # the fusion order, as the graph's rerank node passes it
+    best = pairs[0][1] or 1.0
+    prior = [rrf / best for _, rrf in pairs[:RERANK_TOP]]  # the fusion order, as the graph's rerank node passes it
     scores = reranker.score(query, [h.text for h in head], prior)
     order = [h for _, h in sorted(zip(scores, head, strict=True), key=lambda p: -p[0])]
     return [h.doc_id for h in order] + [h.doc_id for h in fused[RERANK_TOP:]]
