@@ -43,6 +43,33 @@ NO_CONTEXT_ANSWER_EN = (
     "I could not find that in our information. Please contact our customer service; they will be happy to help."
 )
 
+# Fixed answers for questions outside the catalogue by design (chains.scope), with the route to customer service.
+ORDER_ANSWER_NL = (
+    "Ik kan geen bestellingen inzien, dus ik weet niet waar jouw bestelling is. Onze klantenservice kan je "
+    "bestelling opzoeken: neem contact met ze op en houd je ordernummer bij de hand."
+)
+ORDER_ANSWER_EN = (
+    "I can't look up orders, so I don't know where your order is. Our customer service can look it up for you: "
+    "please contact them and keep your order number at hand."
+)
+OTHER_SPECIES_ANSWER_NL = (
+    "We verkopen alleen producten voor katten, dus daar kan ik je niet mee helpen. Heb je een vraag over "
+    "onze kattenproducten of je bestelling, dan helpt onze klantenservice je graag."
+)
+OTHER_SPECIES_ANSWER_EN = (
+    "We only sell products for cats, so I can't help you with that. For questions about our cat "
+    "products or your order, our customer service is happy to help."
+)
+
+UNKNOWN_VARIANT_ANSWER_NL = (
+    "Dat model staat niet in ons assortiment, dus ik kan je daar geen prijs of gegevens van geven. "
+    "Vraag gerust naar een model dat we wel hebben, of neem contact op met onze klantenservice."
+)
+UNKNOWN_VARIANT_ANSWER_EN = (
+    "That model is not in our range, so I can't give you its price or details. Feel free to ask about a "
+    "model we do sell, or contact our customer service."
+)
+
 # One friendly, fixed refusal per language; it never says why in detail.
 REFUSAL_NL = (
     "Sorry, daar kan ik je niet mee helpen. Ik beantwoord vragen over onze producten, "

@@ -60,7 +60,7 @@ def misses(questions: list[Question], by_config: dict[str, list[Outcome]]) -> li
         marks = " | ".join("✗" if _is_miss(q, o) else "✓" for o in row)
         relevant = ", ".join(f"{d} ({g})" for d, g in q.relevant.items()) or "none: abstain"
         got = row[-1].docs[:3]
-        top3 = ", ".join(got) if got else "(abstained)"
+        top3 = ", ".join(got) if got else f"(routed: {row[-1].routed})" if row[-1].routed else "(abstained)"
         lines.append(f"| {q.qid}: {q.question} | {q.category} | {marks} | {relevant} | {top3} |")
     return lines if len(lines) > 2 else ["No misses."]
 
@@ -84,6 +84,8 @@ def thresholds(questions: list[Question], outcomes: list[Outcome]) -> list[str]:
     outside = [(q.qid, o.top_score) for q, o in zip(questions, outcomes, strict=True) if not q.relevant]
     lines = [f"In-catalogue questions: best dense score {min(inside):.3f} … {max(inside):.3f}." if inside else ""]
     lines += [f"- {qid} (out of catalogue): best dense score {_cell(s)}" for qid, s in outside]
+    routed = [f"{q.qid} ({o.routed})" for q, o in zip(questions, outcomes, strict=True) if o.routed]
+    lines.append(f"Routed to customer service before retrieval (chains.scope): {', '.join(routed) or 'none'}.")
     return lines
 
 

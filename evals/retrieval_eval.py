@@ -1,12 +1,13 @@
 """Retrieval evaluation over the demo catalogue: ``python -m evals.retrieval_eval`` (``make eval``).
 
-Runs the graph's retrieval nodes (expand → retrieve → rerank; no guard, no LLM) for every question of
+Runs the graph's retrieval nodes (scope → expand → retrieve → rerank; no guard, no LLM) for every question of
 ``evals/data/questions_{dev,test}.jsonl`` under each ablation configuration, against the real index
 (``CHROMA_PATH``, built by ``make ingest``). Rankings are scored on document ids (chunks de-duplicated, best
 rank kept) with ``evals.metrics``, over every retrieved candidate (``RETRIEVE_K`` chunks, in the fusion or
 rerank order), as ranking metrics are defined; the prompt gets the first ``RERANK_TOP_N`` of them, so
 MRR, P@1 and Hit@3 are those of the prompt's order too; out-of-catalogue questions are scored on
-abstention instead (no chunk left after the ``min_relevance`` filter). Writes ``result.json``,
+abstention instead (routed to customer service by ``scope``, or no chunk left after the ``min_relevance``
+filter). Writes ``result.json``,
 ``report.md`` and ``metrics.png`` under ``var/eval/<timestamp>/`` and prints the table.
 """
 
@@ -79,6 +80,7 @@ class Outcome:
     ms: float
     metrics: dict[str, float] = field(default_factory=dict)
     prompt_docs: list[str] = field(default_factory=list)  # the documents of the ``rerank_top_n`` chunks the prompt gets
+    routed: str = ""  # the fixed route chains.scope took instead of retrieval ("" when it retrieved)
 
 
 def load_questions(path: Path) -> list[Question]:
@@ -117,14 +119,21 @@ def build_resources(settings: Settings) -> Any:
 
 
 async def run_question(q: Question, cfg: Config, settings: Settings, min_relevance: float) -> Outcome:
-    """Expand → retrieve → rerank (or, with reranking off, the fusion order under the same filter and cut)."""
+    """Scope → expand → retrieve → rerank (or, with reranking off, the fusion order under the same filter and cut).
+
+    A question that ``scope`` routes to customer service (an order's status, another animal) retrieves nothing:
+    it counts as an abstention.
+    """
     from graph.context import Context
-    from graph.nodes import expand, rerank, retrieve
+    from graph.nodes import expand, rerank, retrieve, scope
 
     ctx = Context(hybrid_bm25=cfg.bm25, expand_queries=cfg.expansion, min_relevance=min_relevance)
     runtime: Any = SimpleNamespace(context=ctx)
-    state: dict[str, Any] = {"question": q.question}
+    state: dict[str, Any] = {"question": q.question, "language": q.lang}
     t0 = time.perf_counter()
+    state.update(await scope(state, runtime))  # type: ignore[arg-type]
+    if state["scope"] != "catalogue":
+        return Outcome(q.qid, [], None, True, (time.perf_counter() - t0) * 1000, routed=state["scope"])
     state.update(await expand(state, runtime))  # type: ignore[arg-type]
     state.update(await retrieve(state, runtime))  # type: ignore[arg-type]
     candidates = state.get("candidates") or []

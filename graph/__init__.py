@@ -1,1 +1,1 @@
-"""The shop assistant's LangGraph: guard → expand → retrieve → rerank → prompt → generate."""
+"""The shop assistant's LangGraph: guard → scope → expand → retrieve → rerank → prompt → generate."""

@@ -12,10 +12,10 @@ from graph.state import InputState, OutputState, State
 
 
 def build_graph(conversational: bool = False) -> StateGraph[Any, Context, Any, OutputState]:
-    """Wire guard → expand → retrieve → rerank → prompt → generate → output filter.
+    """Wire guard → scope → expand → retrieve → rerank → prompt → generate → output filter.
 
     ``conversational`` (the server's ``/api/chat`` graph, compiled with a checkpointer) adds
-    ``rewrite`` after the guard and ``remember`` at the end, over ``ConversationState``.
+    ``rewrite`` after the guard (before ``scope``) and ``remember`` at the end, over ``ConversationState``.
     """
     builder: StateGraph[Any, Context, Any, OutputState]
     if conversational:
@@ -27,12 +27,13 @@ def build_graph(conversational: bool = False) -> StateGraph[Any, Context, Any, O
         )
         builder.add_node("rewrite", conversation.rewrite)
         builder.add_node("remember", conversation.remember)
-        builder.add_edge("rewrite", "expand")
+        builder.add_edge("rewrite", "scope")
         builder.add_edge("remember", END)
     else:
         builder = StateGraph(State, input_schema=InputState, output_schema=OutputState, context_schema=Context)
-    after_guard, end = ("rewrite", "remember") if conversational else ("expand", END)
+    after_guard, end = ("rewrite", "remember") if conversational else ("scope", END)
     builder.add_node("guard", nodes.guard)
+    builder.add_node("scope", nodes.scope)
     builder.add_node("expand", nodes.expand)
     builder.add_node("retrieve", nodes.retrieve)
     builder.add_node("rerank", nodes.rerank)
@@ -40,7 +41,8 @@ def build_graph(conversational: bool = False) -> StateGraph[Any, Context, Any, O
     builder.add_node("generate", nodes.generate)
     builder.add_node("output_filter", nodes.output_filter)
     builder.add_edge(START, "guard")
-    builder.add_conditional_edges("guard", nodes.route_after_guard, {"expand": after_guard, END: end})
+    builder.add_conditional_edges("guard", nodes.route_after_guard, {"scope": after_guard, END: end})
+    builder.add_conditional_edges("scope", nodes.route_after_scope, {"expand": "expand", END: end})
     builder.add_edge("expand", "retrieve")
     builder.add_edge("retrieve", "rerank")
     builder.add_edge("rerank", "prompt")

@@ -63,6 +63,7 @@ class ConversationState(TypedDict, total=False):
     query_vector: Annotated[list[float], UntrackedValue]
     feed_note: Annotated[str, UntrackedValue]
     fallback: Annotated[bool, UntrackedValue]
+    scope: Annotated[str, UntrackedValue]
     turn_id: Annotated[str, UntrackedValue]
     original_question: Annotated[str, UntrackedValue]
     history: list[Turn]

@@ -18,6 +18,7 @@ from chains.context import format_context, grounding_text, short_context
 from chains.expansion import expand as expand_question
 from chains.freshness import feed_note
 from chains.language import detect_language
+from chains.scope import ProductLines, classify_scope, product_lines
 from core import requestctx
 from core.batching import batchers
 from core.degrade import skip_under_load
@@ -102,9 +103,48 @@ async def guard(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     }
 
 
-def route_after_guard(state: State) -> Literal["expand", "__end__"]:
+def route_after_guard(state: State) -> Literal["scope", "__end__"]:
     """Refused questions end here."""
-    return "__end__" if state.get("refused") else "expand"
+    return "__end__" if state.get("refused") else "scope"
+
+
+# The fixed answer per route of chains.scope and language; none of them cites a document.
+SCOPE_ANSWERS = {
+    ("order", "nl"): prompts.ORDER_ANSWER_NL,
+    ("order", "en"): prompts.ORDER_ANSWER_EN,
+    ("other_species", "nl"): prompts.OTHER_SPECIES_ANSWER_NL,
+    ("other_species", "en"): prompts.OTHER_SPECIES_ANSWER_EN,
+    ("unknown_variant", "nl"): prompts.UNKNOWN_VARIANT_ANSWER_NL,
+    ("unknown_variant", "en"): prompts.UNKNOWN_VARIANT_ANSWER_EN,
+}
+_LINES: dict[tuple[int, str], ProductLines] = {}  # per store and index version: the catalogue's product lines
+
+
+def _product_lines() -> ProductLines:
+    """The product lines (model numbers per line) of the current index version, read once per version."""
+    store = get_resources().store
+    col = store.current()
+    key = (id(store), str(col.name))
+    if key not in _LINES:
+        _LINES.clear()  # one version at a time: a re-ingest switches versions
+        _LINES[key] = product_lines({h.title for h in store.all_chunks(collection=col)})
+    return _LINES[key]
+
+
+@timed
+async def scope(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Route an order's status, other animals' products and unknown models to customer service, without a search."""
+    kind = classify_scope(state["question"], await _bounded(asyncio.to_thread(_product_lines)))
+    requestctx.annotate(scope=kind)
+    if kind == "catalogue":
+        return {"scope": kind}
+    language = "en" if state.get("language") == "en" else "nl"
+    return {"scope": kind, "answer": SCOPE_ANSWERS[(kind, language)], "sources": []}
+
+
+def route_after_scope(state: State) -> Literal["expand", "__end__"]:
+    """Questions with a fixed route end here."""
+    return "expand" if state.get("scope", "catalogue") == "catalogue" else "__end__"
 
 
 @timed

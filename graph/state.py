@@ -40,4 +40,5 @@ class State(InputState, OutputState, total=False):
     guard_reasons: list[str]
     query_vector: list[float]
     feed_note: str  # chains.freshness: appended to answers about price or stock
+    scope: str  # chains.scope: catalogue, or the fixed route taken before retrieval
     fallback: bool  # generate replaced the model's answer by the fixed one (empty, or not from the catalogue)

@@ -30,13 +30,14 @@ async def test_runs_every_configuration_through_the_graph_nodes(tmp_path):
     assert dense[0].docs[0] == "purrclean-autobox-9"
     assert dense[1].docs[0] != "verzending" and hybrid[1].docs[0] == "verzending"  # BM25 folds "België"
     assert all(len(o.docs) == len(set(o.docs)) for o in dense + hybrid + full)  # one entry per document
-    assert not any(o.abstained for o in full)
-    strict = await run_question(QUESTIONS[2], by_name["full"], get_settings(), 0.99)
-    assert strict.abstained and strict.docs == []
+    assert not any(o.abstained for o in full[:2])
+    assert full[2].abstained and full[2].routed == "other_species" and full[2].docs == []  # chains.scope, no search
+    strict = await run_question(QUESTIONS[0], by_name["full"], get_settings(), 0.99)
+    assert strict.abstained and strict.docs == [] and strict.routed == ""  # nothing above min_relevance
 
     summary = score_half(QUESTIONS, hybrid)
     assert summary["MRR@10"] == 1.0 and summary["Hit@3"] == 1.0
-    assert summary["Abstention (OOC)"] == 0.0 and summary["Top-hit docs"] == 2
+    assert summary["Abstention (OOC)"] == 1.0 and summary["Top-hit docs"] == 2
     assert score_half(QUESTIONS, dense)["P@1"] == 0.5
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from chains import prompts
 from core.resources import set_resources
 from fakes import fake_resources
@@ -112,3 +114,26 @@ async def test_retrieval_reuses_the_guard_vector(tmp_path):
     await graph.ainvoke({"question": "Hoeveel kost de verzending?"})
     flat = [t for c in calls for t in c]
     assert flat.count("Hoeveel kost de verzending?") == 1
+
+
+async def test_order_status_gets_the_customer_service_route_without_search_or_llm(tmp_path):
+    set_resources(fake_resources(tmp_path))  # no scripted answers: an LLM call would raise
+    updates = [u async for u in graph.astream({"question": "Waar is mijn bestelling 12345?"}, stream_mode="updates")]
+    assert not any("retrieve" in u or "generate" in u for u in updates)
+    out = await graph.ainvoke({"question": "Waar is mijn bestelling 12345?"})
+    assert out["answer"] == prompts.ORDER_ANSWER_NL and out["sources"] == []
+    assert out["refused"] is False
+
+
+async def test_other_animals_get_the_english_route_in_english(tmp_path):
+    res = fake_resources(tmp_path)
+    res.classifier = SimpleNamespace(is_injection=lambda q, v: (False, 0.0))  # the hashed fake flags most English
+    set_resources(res)
+    out = await graph.ainvoke({"question": "Do you sell dog food?"})
+    assert out["answer"] == prompts.OTHER_SPECIES_ANSWER_EN and out["language"] == "en"
+
+
+async def test_a_model_number_the_catalogue_lacks_is_not_answered_with_its_sibling(tmp_path):
+    set_resources(fake_resources(tmp_path))  # the fake catalogue has the PurrClean AutoBox 9 only
+    out = await graph.ainvoke({"question": "Wat kost de PurrClean AutoBox 12?"})
+    assert out["answer"] == prompts.UNKNOWN_VARIANT_ANSWER_NL and out["sources"] == []
