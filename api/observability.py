@@ -23,6 +23,7 @@ from core.metrics import (
     HTTP_REQUESTS,
     RATE_LIMIT_REJECTIONS,
     RETRIEVAL_TOP_SCORE,
+    SCOPE_ROUTES,
     TOKENS_GENERATED,
 )
 from core.settings import get_settings
@@ -60,6 +61,8 @@ def observe_request(scope: Scope, record: dict[str, Any], seconds: float, *, est
     out = record.get("output_filter")
     if out:
         GUARD_VERDICTS.labels(stage="output", decision=out["decision"], reason=_first(out.get("reasons"))).inc()
+    if record.get("scope") not in (None, "catalogue"):
+        SCOPE_ROUTES.labels(route=str(record["scope"])).inc()
     if guard and guard.get("decision") != "refuse" and "nodes_ms" in record and "rerank" in record["nodes_ms"]:
         RETRIEVAL_TOP_SCORE.observe(float(record.get("top_score") or 0.0))
     backend = record.get("backend")

@@ -61,6 +61,11 @@ GUARD_VERDICTS = Counter(
     "Guard decisions: stage (input, output), decision, and the first reason ('none' when passed).",
     ["stage", "decision", "reason"],
 )
+SCOPE_ROUTES = Counter(
+    f"{NAMESPACE}_scope_routes_total",
+    "Questions answered with a fixed customer-service route before retrieval (chains.scope), by route.",
+    ["route"],
+)
 RATE_LIMIT_REJECTIONS = Counter(
     f"{NAMESPACE}_rate_limit_rejections_total", "Requests refused with 429, by verdict (limited, blocked).", ["verdict"]
 )

@@ -125,7 +125,8 @@ async def run_question(q: Question, cfg: Config, settings: Settings, min_relevan
     it counts as an abstention.
     """
     from graph.context import Context
-    from graph.nodes import expand, rerank, retrieve, scope
+    from graph.gates import scope
+    from graph.nodes import expand, rerank, retrieve
 
     ctx = Context(hybrid_bm25=cfg.bm25, expand_queries=cfg.expansion, min_relevance=min_relevance)
     runtime: Any = SimpleNamespace(context=ctx)

@@ -6,7 +6,7 @@ from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 
-from graph import conversation, nodes
+from graph import conversation, gates, nodes
 from graph.context import Context
 from graph.state import InputState, OutputState, State
 
@@ -32,17 +32,17 @@ def build_graph(conversational: bool = False) -> StateGraph[Any, Context, Any, O
     else:
         builder = StateGraph(State, input_schema=InputState, output_schema=OutputState, context_schema=Context)
     after_guard, end = ("rewrite", "remember") if conversational else ("scope", END)
-    builder.add_node("guard", nodes.guard)
-    builder.add_node("scope", nodes.scope)
+    builder.add_node("guard", gates.guard)
+    builder.add_node("scope", gates.scope)
     builder.add_node("expand", nodes.expand)
     builder.add_node("retrieve", nodes.retrieve)
     builder.add_node("rerank", nodes.rerank)
     builder.add_node("prompt", nodes.prompt)
     builder.add_node("generate", nodes.generate)
-    builder.add_node("output_filter", nodes.output_filter)
+    builder.add_node("output_filter", gates.output_filter)
     builder.add_edge(START, "guard")
-    builder.add_conditional_edges("guard", nodes.route_after_guard, {"scope": after_guard, END: end})
-    builder.add_conditional_edges("scope", nodes.route_after_scope, {"expand": "expand", END: end})
+    builder.add_conditional_edges("guard", gates.route_after_guard, {"scope": after_guard, END: end})
+    builder.add_conditional_edges("scope", gates.route_after_scope, {"expand": "expand", END: end})
     builder.add_edge("expand", "retrieve")
     builder.add_edge("retrieve", "rerank")
     builder.add_edge("rerank", "prompt")

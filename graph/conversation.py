@@ -28,7 +28,7 @@ from core.metrics import QUESTION_REWRITES
 from core.resources import get_resources
 from core.settings import get_settings
 from graph.context import Context
-from graph.nodes import _classify
+from graph.gates import classify
 from graph.state import Source
 from guards.classifier import ClassifierUnavailableError
 from guards.input import check_question
@@ -144,7 +144,7 @@ async def rewrite(state: ConversationState, runtime: Runtime[Context]) -> dict[s
         else:  # the rewrite is screened like the question itself, and its vector is reused by retrieval
             candidate = verdict.question
             flagged, _score, vector = await asyncio.wait_for(
-                _classify(get_resources(), candidate), get_settings().guard_timeout_s
+                classify(get_resources(), candidate), get_settings().guard_timeout_s
             )
             outcome = "rejected" if flagged else "ok"
     except TimeoutError:

@@ -1,4 +1,7 @@
-"""Graph nodes. Each is ``async def node(state, runtime) -> dict`` returning only what it changes."""
+"""Retrieval and generation nodes. Each is ``async def node(state, runtime) -> dict`` returning only what it changes.
+
+The gates (input guard, scope routes, output filter) are in ``graph.gates``.
+"""
 
 from __future__ import annotations
 
@@ -14,24 +17,20 @@ from langgraph.runtime import Runtime
 from chains import llm_expansion, prompts
 from chains.answer import clean_answer, read_answer
 from chains.citations import attributed
-from chains.context import format_context, grounding_text, short_context
+from chains.context import format_context, short_context
 from chains.expansion import expand as expand_question
 from chains.freshness import feed_note
-from chains.language import detect_language
-from chains.scope import ProductLines, classify_scope, product_lines
 from core import requestctx
 from core.batching import batchers
 from core.degrade import skip_under_load
 from core.fusion import reciprocal_rank_fusion
 from core.lexical import with_dense_scores
-from core.resources import Resources, get_resources
+from core.resources import get_resources
 from core.settings import get_settings
 from core.vectorstore import Hit
 from graph.context import Context
 from graph.state import Source, State
 from graph.timing import timed
-from guards.classifier import ClassifierUnavailableError
-from guards.input import check_question
 
 logger = logging.getLogger(__name__)
 
@@ -47,104 +46,6 @@ def _ctx(runtime: Runtime[Context] | None) -> Context:
 async def _bounded(step: Awaitable[T]) -> T:
     """Retrieval and rerank steps: a stuck index or model raises TimeoutError, and the request ends in a 503."""
     return await asyncio.wait_for(step, get_settings().retrieval_timeout_s)
-
-
-async def _classify(res: Resources, question: str) -> tuple[bool, float, list[float]]:
-    """Embed the question once (batched across requests; the retriever reuses the vector) and score it."""
-    if res.classifier is None:
-        raise ClassifierUnavailableError(res.classifier_error)
-    vector = (await batchers(res).embed_queries([question]))[0]
-    flagged, score = res.classifier.is_injection(question, vector)
-    return flagged, score, [float(x) for x in vector]
-
-
-@timed
-async def guard(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Sanitise, then rules and the classifier; refuse (fail closed) when either fires or cannot decide."""
-    verdict = check_question(state["question"], _ctx(runtime).max_question_chars)
-    language = detect_language(verdict.question)
-    reasons = list(verdict.reasons)
-    score: float | None = None
-    vector: list[float] = []
-    if not reasons:
-        res = await asyncio.to_thread(get_resources)  # built once; not part of the guard's time budget
-        try:
-            flagged, score, vector = await asyncio.wait_for(
-                _classify(res, verdict.question), get_settings().guard_timeout_s
-            )
-            if flagged:
-                reasons.append("classifier")
-        except TimeoutError:
-            reasons.append("classifier_timeout")
-        except ClassifierUnavailableError:
-            reasons.append("classifier_unavailable")
-    decision = "refuse" if reasons else "allow"
-    requestctx.annotate(
-        guard={"decision": decision, "reasons": reasons, "score": None if score is None else round(score, 4)},
-        language=language,
-    )
-    if decision == "refuse":
-        logger.info("guard refused a question: %s", ",".join(reasons))
-        refusal = prompts.REFUSAL_EN if language == "en" else prompts.REFUSAL_NL
-        return {
-            "question": verdict.question,
-            "language": language,
-            "refused": True,
-            "answer": refusal,
-            "sources": [],
-            "guard_reasons": reasons,
-        }
-    return {
-        "question": verdict.question,
-        "language": language,
-        "refused": False,
-        "guard_reasons": [],
-        "query_vector": vector,
-    }
-
-
-def route_after_guard(state: State) -> Literal["scope", "__end__"]:
-    """Refused questions end here."""
-    return "__end__" if state.get("refused") else "scope"
-
-
-# The fixed answer per route of chains.scope and language; none of them cites a document.
-SCOPE_ANSWERS = {
-    ("order", "nl"): prompts.ORDER_ANSWER_NL,
-    ("order", "en"): prompts.ORDER_ANSWER_EN,
-    ("other_species", "nl"): prompts.OTHER_SPECIES_ANSWER_NL,
-    ("other_species", "en"): prompts.OTHER_SPECIES_ANSWER_EN,
-    ("unknown_variant", "nl"): prompts.UNKNOWN_VARIANT_ANSWER_NL,
-    ("unknown_variant", "en"): prompts.UNKNOWN_VARIANT_ANSWER_EN,
-}
-_LINES: dict[tuple[int, str], ProductLines] = {}  # per store and index version: the catalogue's product lines
-
-
-def _product_lines() -> ProductLines:
-    """The product lines (model numbers per line) of the current index version, read once per version."""
-    store = get_resources().store
-    col = store.current()
-    key = (id(store), str(col.name))
-    if key not in _LINES:
-        _LINES.clear()  # one version at a time: a re-ingest switches versions
-        _LINES[key] = product_lines({h.title for h in store.all_chunks(collection=col)})
-    return _LINES[key]
-
-
-@timed
-async def scope(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Route an order's status, other animals' products and unknown models to customer service, without a search."""
-    kind = classify_scope(state["question"], await _bounded(asyncio.to_thread(_product_lines)))
-    requestctx.annotate(scope=kind)
-    if kind == "catalogue":
-        return {"scope": kind}
-    language = "en" if state.get("language") == "en" else "nl"
-    return {"scope": kind, "answer": SCOPE_ANSWERS[(kind, language)], "sources": []}
-
-
-def route_after_scope(state: State) -> Literal["expand", "__end__"]:
-    """Questions with a fixed route end here."""
-    return "expand" if state.get("scope", "catalogue") == "catalogue" else "__end__"
 
 
 @timed
@@ -308,15 +209,3 @@ async def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if state.get("feed_note"):
         answer = f"{answer} {state['feed_note']}"
     return {**update, "answer": answer}
-
-
-@timed
-async def output_filter(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Replace an answer that leaks the canary, the system prompt or internals by the refusal."""
-    context = grounding_text(state.get("chunks") or [])
-    verdict = get_resources().output_filter.check(state.get("answer", ""), context)
-    requestctx.annotate(output_filter={"decision": verdict.decision, "reasons": verdict.reasons})
-    if verdict.decision == "pass":
-        return {}
-    refusal = prompts.REFUSAL_EN if state.get("language") == "en" else prompts.REFUSAL_NL
-    return {"answer": refusal, "sources": [], "refused": True}

@@ -206,3 +206,21 @@ def test_leaking_answer_is_replaced_in_invoke_and_stream(tmp_path):
     assert data[-1]["refused"] is True
     assert res.output_filter.canary not in body
     assert "klantenservice-assistent van een Nederlandse" not in body
+
+
+def test_order_status_gets_the_fixed_route_in_invoke_stream_and_metrics(client):
+    from chains import prompts
+
+    order = "Waar is mijn bestelling 12345?"  # no scripted answer is used: the LLM is never called
+    r = client.post("/rag/invoke", json={"input": {"question": order}})
+    assert r.status_code == 200, r.text
+    assert r.json()["output"]["answer"] == prompts.ORDER_ANSWER_NL and r.json()["output"]["sources"] == []
+    with client.stream("POST", "/rag/stream", json={"input": {"question": order}}) as s:
+        assert s.status_code == 200
+        body = "".join(s.iter_text())
+    data = [payload for event, payload in sse_events(body) if event == "data"]
+    assert "".join(e["answer"] for e in data if "answer" in e) == prompts.ORDER_ANSWER_NL
+    assert not any(e.get("sources") for e in data)
+    metrics = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).text
+    line = next(x for x in metrics.splitlines() if x.startswith('shop_assistant_scope_routes_total{route="order"}'))
+    assert float(line.split()[-1]) >= 2
