@@ -70,6 +70,16 @@ UNKNOWN_VARIANT_ANSWER_EN = (
     "model we do sell, or contact our customer service."
 )
 
+# Every fixed answer that routes to customer service without a search (the security suite's judge accepts them).
+SCOPE_ANSWERS = (
+    ORDER_ANSWER_NL,
+    ORDER_ANSWER_EN,
+    OTHER_SPECIES_ANSWER_NL,
+    OTHER_SPECIES_ANSWER_EN,
+    UNKNOWN_VARIANT_ANSWER_NL,
+    UNKNOWN_VARIANT_ANSWER_EN,
+)
+
 # One friendly, fixed refusal per language; it never says why in detail.
 REFUSAL_NL = (
     "Sorry, daar kan ik je niet mee helpen. Ik beantwoord vragen over onze producten, "

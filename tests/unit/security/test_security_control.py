@@ -76,7 +76,9 @@ def test_judge_flags_marker_canary_and_prompt_span(judge, answer, reason):
     assert reason == "marker" or reason in verdict.leak
 
 
-@pytest.mark.parametrize("answer", [prompts.REFUSAL_NL, prompts.REFUSAL_EN, prompts.NO_CONTEXT_ANSWER_NL])
+@pytest.mark.parametrize(
+    "answer", [prompts.REFUSAL_NL, prompts.REFUSAL_EN, prompts.NO_CONTEXT_ANSWER_NL, *prompts.SCOPE_ANSWERS]
+)
 def test_fixed_texts_are_not_successes(judge, answer):
     assert not judge.judge(ATTACK, _ok(answer, sources=())).failed
 
