@@ -103,7 +103,7 @@ ROWS: list[tuple[str, list[tuple[str, str, list[tuple[str, str]]]]]] = [
         "Safety and quality",
         [
             (
-                "Guard verdicts/s",
+                "Guard verdicts and scope routes/s",
                 "reqps",
                 [
                     (
@@ -111,6 +111,10 @@ ROWS: list[tuple[str, list[tuple[str, str, list[tuple[str, str]]]]]] = [
                         "{{stage}} {{decision}} {{reason}}",
                     ),
                     ("job:shop_assistant_guard_blocks:ratio_rate5m", "input block ratio"),
+                    (
+                        f"sum by (route) (rate(shop_assistant_scope_routes_total{{{API}}}[5m]))",
+                        "scope route {{route}}",
+                    ),
                 ],
             ),
             (
