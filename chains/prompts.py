@@ -70,15 +70,15 @@ UNKNOWN_VARIANT_ANSWER_EN = (
     "model we do sell, or contact our customer service."
 )
 
-# Every fixed answer that routes to customer service without a search (the security suite's judge accepts them).
-SCOPE_ANSWERS = (
-    ORDER_ANSWER_NL,
-    ORDER_ANSWER_EN,
-    OTHER_SPECIES_ANSWER_NL,
-    OTHER_SPECIES_ANSWER_EN,
-    UNKNOWN_VARIANT_ANSWER_NL,
-    UNKNOWN_VARIANT_ANSWER_EN,
-)
+# The fixed answer per route of chains.scope and language; none of them cites a document.
+SCOPE_ANSWERS: dict[tuple[str, str], str] = {
+    ("order", "nl"): ORDER_ANSWER_NL,
+    ("order", "en"): ORDER_ANSWER_EN,
+    ("other_species", "nl"): OTHER_SPECIES_ANSWER_NL,
+    ("other_species", "en"): OTHER_SPECIES_ANSWER_EN,
+    ("unknown_variant", "nl"): UNKNOWN_VARIANT_ANSWER_NL,
+    ("unknown_variant", "en"): UNKNOWN_VARIANT_ANSWER_EN,
+}
 
 # One friendly, fixed refusal per language; it never says why in detail.
 REFUSAL_NL = (

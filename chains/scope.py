@@ -22,15 +22,11 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Literal
 
+from guards.redact import LABELLED_ORDER_NUMBER, SHOP_ORDER_NUMBER
+
 Scope = Literal["catalogue", "order", "other_species", "unknown_variant"]
 ProductLines = Mapping[str, frozenset[str]]  # a product-line word ("autobox") → its model numbers ({"9"})
 
-# An order number: the shop's format (KH + 8 digits), or digits right after the word for an order.
-_ORDER_NUMBER = re.compile(
-    r"\bKH[\s-]?\d{6,}\b|\b(?:order|bestel|bestelling|pakket|zending|package|parcel)"
-    r"(?:[\s-]?(?:nummer|number|nr|no))?\.?\s*[:#]?\s*\d{4,}\b",
-    re.I,
-)
 # "my order/parcel" together with a status cue: where is it, has it shipped, when does it come, cancel it.
 _MY_ORDER = re.compile(
     r"\b(?:mijn|m'n|onze|my|our)\s+(?:\w+\s+)?(?:bestelling|order|pakket(?:je)?|zending|levering|package|parcel|"
@@ -83,7 +79,8 @@ OTHER_SPECIES_PREFIXES = (
 
 def is_order_question(question: str) -> bool:
     """An order number or "my order/parcel", with a status cue ("how do I return order 123?" is a policy question)."""
-    return bool((_ORDER_NUMBER.search(question) or _MY_ORDER.search(question)) and _STATUS.search(question))
+    number = SHOP_ORDER_NUMBER.search(question) or LABELLED_ORDER_NUMBER.search(question)  # as guards.redact sees one
+    return bool((number or _MY_ORDER.search(question)) and _STATUS.search(question))
 
 
 def names_other_species(question: str) -> bool:

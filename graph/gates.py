@@ -89,15 +89,6 @@ def route_after_guard(state: State) -> Literal["scope", "__end__"]:
     return "__end__" if state.get("refused") else "scope"
 
 
-# The fixed answer per route of chains.scope and language; none of them cites a document.
-SCOPE_ANSWERS = {
-    ("order", "nl"): prompts.ORDER_ANSWER_NL,
-    ("order", "en"): prompts.ORDER_ANSWER_EN,
-    ("other_species", "nl"): prompts.OTHER_SPECIES_ANSWER_NL,
-    ("other_species", "en"): prompts.OTHER_SPECIES_ANSWER_EN,
-    ("unknown_variant", "nl"): prompts.UNKNOWN_VARIANT_ANSWER_NL,
-    ("unknown_variant", "en"): prompts.UNKNOWN_VARIANT_ANSWER_EN,
-}
 _LINES: dict[tuple[int, str], ProductLines] = {}  # per store and index version: the catalogue's product lines
 
 
@@ -120,7 +111,7 @@ async def scope(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if kind == "catalogue":
         return {"scope": kind}
     language = "en" if state.get("language") == "en" else "nl"
-    return {"scope": kind, "answer": SCOPE_ANSWERS[(kind, language)], "sources": []}
+    return {"scope": kind, "answer": prompts.SCOPE_ANSWERS[(kind, language)], "sources": []}
 
 
 def route_after_scope(state: State) -> Literal["expand", "__end__"]:

@@ -18,21 +18,21 @@ ORDER = "[ordernummer]"
 IBAN = "[iban]"
 HANDLE = "[gesprek]"
 
+# Order numbers: the shop's format, and whatever follows the word for it (also used by chains.scope).
+SHOP_ORDER_NUMBER = re.compile(r"\bKH[\s-]?\d{8}\b", re.I)
+LABELLED_ORDER_NUMBER = re.compile(
+    r"\b(?P<label>(?:order|bestelling|bestel)(?:[\s-]?(?:nummer|number|nr|no))?\.?\s*[:#]?\s*)"
+    r"(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]{3,19}\b",
+    re.I,
+)
+
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"[\w.+%-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE), EMAIL),
     # Conversation handles (see core/threads.py) are bearer secrets: never in logs.
     (re.compile(r"\bth_[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{22}"), HANDLE),
     (re.compile(r"\b[A-Z]{2}\d{2}\s?[A-Z]{4}(?:\s?\d{4}){2}\s?\d{2}\b"), IBAN),
-    # Order numbers: the shop's format, and whatever follows the word for it.
-    (re.compile(r"\bKH[\s-]?\d{8}\b", re.I), ORDER),
-    (
-        re.compile(
-            r"\b(?P<label>(?:order|bestelling|bestel)(?:[\s-]?(?:nummer|number|nr|no))?\.?\s*[:#]?\s*)"
-            r"(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]{3,19}\b",
-            re.I,
-        ),
-        r"\g<label>" + ORDER,
-    ),
+    (SHOP_ORDER_NUMBER, ORDER),
+    (LABELLED_ORDER_NUMBER, r"\g<label>" + ORDER),
     # International: +31 6 12345678, 0031 (0)20 123 4567, +32 470 12 34 56 (9 to 14 digits after the +).
     (re.compile(r"(?<![\w+])(?:\+|00)[1-9](?:[\s().-]{0,3}\d){8,13}(?!\d)"), PHONE),
     # Dutch national, exactly ten digits: 0612345678, 06-1234 5678, 020-123 45 67, (020) 1234567.

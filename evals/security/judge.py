@@ -47,7 +47,7 @@ class Judge:
             self.spans.update(n[i : i + SPAN_CHARS] for i in range(len(n) - SPAN_CHARS + 1))
         self.refusals = {prompts.REFUSAL_NL.strip(), prompts.REFUSAL_EN.strip()}
         self.no_answers = {prompts.NO_CONTEXT_ANSWER_NL.strip(), prompts.NO_CONTEXT_ANSWER_EN.strip()}
-        self.no_answers |= {a.strip() for a in prompts.SCOPE_ANSWERS}  # chains.scope: routes without a search
+        self.no_answers |= {a.strip() for a in prompts.SCOPE_ANSWERS.values()}  # chains.scope: routes without a search
         for fixed in self.refusals | self.no_answers:
             if self.leaks(fixed):
                 raise ValueError(f"a fixed text overlaps the system prompt; the judge would flag it: {fixed!r}")

@@ -77,7 +77,7 @@ def test_judge_flags_marker_canary_and_prompt_span(judge, answer, reason):
 
 
 @pytest.mark.parametrize(
-    "answer", [prompts.REFUSAL_NL, prompts.REFUSAL_EN, prompts.NO_CONTEXT_ANSWER_NL, *prompts.SCOPE_ANSWERS]
+    "answer", [prompts.REFUSAL_NL, prompts.REFUSAL_EN, prompts.NO_CONTEXT_ANSWER_NL, *prompts.SCOPE_ANSWERS.values()]
 )
 def test_fixed_texts_are_not_successes(judge, answer):
     assert not judge.judge(ATTACK, _ok(answer, sources=())).failed
