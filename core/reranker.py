@@ -8,9 +8,9 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
-from core.settings import RerankerProvider
+from core.settings import RerankerProvider, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -114,28 +114,30 @@ class CrossEncoderReranker:
 
 
 def make_reranker(
-    provider: RerankerProvider,
-    model: str,
-    device: str = "cpu",
-    max_length: int | None = None,
-    prior_weight: float | None = None,
+    provider: RerankerProvider, model: str, device: str = "cpu", max_length: int = 256, prior_weight: float = 0.0
 ) -> Reranker:
     """Build the reranker for ``provider``; raise ``ValueError`` listing the valid ones.
 
-    ``max_length`` and ``prior_weight`` default to ``RERANKER_MAX_LENGTH`` and ``RERANKER_PRIOR_WEIGHT``.
+    The service passes ``RERANKER_MAX_LENGTH`` and ``RERANKER_PRIOR_WEIGHT`` (``reranker_kwargs``).
     """
     match provider:
         case "cross-encoder":
-            from core.settings import get_settings
-
-            settings = get_settings()
-            length = max_length or settings.reranker_max_length
-            weight = settings.reranker_prior_weight if prior_weight is None else prior_weight
-            logger.info("loading cross-encoder reranker %s (max %d tokens per pair)", model, length)
-            return CrossEncoderReranker(model, device=device, max_length=length, prior_weight=weight)
+            logger.info("loading cross-encoder reranker %s (max %d tokens per pair)", model, max_length)
+            return CrossEncoderReranker(model, device=device, max_length=max_length, prior_weight=prior_weight)
         case "lexical":
             return LexicalReranker()
         case "none":
             return PassThroughReranker()
         case _:
             raise ValueError(f"unknown reranker provider {provider!r}; valid: {', '.join(VALID_RERANKER_PROVIDERS)}")
+
+
+def reranker_kwargs(settings: Settings) -> dict[str, Any]:
+    """``make_reranker``'s arguments from the service settings (provider, model, device, length, prior)."""
+    return {
+        "provider": settings.reranker_provider,
+        "model": settings.reranker_model,
+        "device": settings.embedding_device,
+        "max_length": settings.reranker_max_length,
+        "prior_weight": settings.reranker_prior_weight,
+    }

@@ -12,7 +12,7 @@ from langchain_core.language_models import BaseChatModel
 
 from core.embeddings import Embedder, make_embedder
 from core.lexical import LexicalIndex
-from core.reranker import Reranker, make_reranker
+from core.reranker import Reranker, make_reranker, reranker_kwargs
 from core.routing import make_chat_model
 from core.settings import Settings, get_settings
 from core.vectorstore import VectorStore, open_client
@@ -103,7 +103,7 @@ def build_resources(settings: Settings) -> Resources:
         logger.error("injection classifier unavailable, questions will be refused: %s", exc)
     return Resources(
         embedder=embedder,
-        reranker=make_reranker(settings.reranker_provider, settings.reranker_model, settings.embedding_device),
+        reranker=make_reranker(**reranker_kwargs(settings)),
         store=store,
         llm=make_chat_model(settings),  # one backend's client, or the router over LLM_BACKENDS (issue #6)
         output_filter=make_output_filter(settings),

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from core.embeddings import Embedder, make_embedder
 from core.fusion import reciprocal_rank_fusion
 from core.lexical import LexicalIndex
-from core.reranker import make_reranker
+from core.reranker import make_reranker, reranker_kwargs
 from core.settings import ROOT, get_settings
 from core.vectorstore import Hit
 from evals.eval_report import save
@@ -146,7 +146,7 @@ def run(folder: Path, max_queries: int | None, max_docs: int | None = None) -> d
     settings = get_settings()
     corpus, queries, qrels = load_beir(folder, max_queries, max_docs)
     embedder = make_embedder(settings.embedding_provider, settings.embedding_model, settings.embedding_device)
-    reranker = make_reranker(settings.reranker_provider, settings.reranker_model, settings.embedding_device)
+    reranker = make_reranker(**reranker_kwargs(settings))
     vectors = corpus_vectors(corpus, embedder, folder)
     bm25 = LexicalIndex(corpus)
     results: dict[str, Any] = {}

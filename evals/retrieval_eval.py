@@ -99,7 +99,7 @@ def build_resources(settings: Settings) -> Any:
 
     from core.embeddings import make_embedder
     from core.lexical import LexicalIndex
-    from core.reranker import make_reranker
+    from core.reranker import make_reranker, reranker_kwargs
     from core.resources import Resources, make_llm
     from core.vectorstore import VectorStore, open_client
 
@@ -110,7 +110,7 @@ def build_resources(settings: Settings) -> Any:
     embedder.embed_queries(["warm-up"])
     return Resources(
         embedder=embedder,
-        reranker=make_reranker(settings.reranker_provider, settings.reranker_model, settings.embedding_device),
+        reranker=make_reranker(**reranker_kwargs(settings)),
         store=store,
         # The retrieval eval never generates; only EXPANSION_PROVIDER=llm calls the real LLM (for its rephrasings).
         llm=make_llm(settings) if settings.expansion_provider == "llm" else GenericFakeChatModel(messages=iter([])),
