@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing
 from typing import Any, Literal, cast
 
 import openai
@@ -95,14 +96,19 @@ class Assistant(Runnable[dict[str, Any], dict[str, Any]]):
         streamed = False
         t0 = time.perf_counter()
         try:
-            async for chunk in until_deadline(self._run(input, config, guard, final), get_settings().request_timeout_s):
-                if "sources" in chunk:
-                    sent_sources = chunk["sources"]
-                if "answer" in chunk:
-                    if not streamed:
-                        TIME_TO_FIRST_TOKEN.observe(time.perf_counter() - t0)
-                    streamed = True
-                yield chunk
+            # Closed explicitly (not left to the garbage collector) when this stream is closed: that cancels the
+            # graph run and with it the LLM request, right after a client leaves.
+            async with aclosing(
+                until_deadline(self._run(input, config, guard, final), get_settings().request_timeout_s)
+            ) as chunks:
+                async for chunk in chunks:
+                    if "sources" in chunk:
+                        sent_sources = chunk["sources"]
+                    if "answer" in chunk:
+                        if not streamed:
+                            TIME_TO_FIRST_TOKEN.observe(time.perf_counter() - t0)
+                        streamed = True
+                    yield chunk
         except (openai.APIError, RequestTimeoutError) as exc:
             # A clean error chunk instead of a broken stream; the audit line records it.
             requestctx.annotate(llm_error=type(exc).__name__)

@@ -9,7 +9,7 @@ classic hazard of ``asyncio.timeout`` in async generators). A ``TimeoutError`` r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -32,7 +32,7 @@ async def within_deadline(awaitable: Awaitable[T], seconds: float) -> T:
         raise RequestTimeoutError(seconds) from exc
 
 
-async def until_deadline(stream: AsyncIterator[T], seconds: float) -> AsyncIterator[T]:
+async def until_deadline(stream: AsyncIterator[T], seconds: float) -> AsyncGenerator[T, None]:
     """Re-yield ``stream``, run in its own task; raise ``RequestTimeoutError`` once ``seconds`` have passed.
 
     The stream runs in a task of its own so that stopping is a plain asyncio cancellation: when the
