@@ -38,6 +38,12 @@ _STATUS = re.compile(
     r"when\s+will|nog\s+(?:steeds\s+)?niet|not\s+yet|still\s+not|annuleren|annuleer|cancel|wijzigen)\b",
     re.I,
 )
+# An order not placed yet ("if I order today", "als ik nu bestel"): a delivery-time question, a policy.
+_FUTURE_ORDER = re.compile(
+    r"\b(?:if|when|once)\s+(?:i|we)\s+(?:order|buy)\b|\b(?:als|wanneer|zodra)\s+(?:ik|we|wij)\s+(?:[^\s?!]+\s+){0,4}?"
+    r"(?:bestel|bestellen|koop|kopen)\b|\b(?:vandaag|nu)\s+(?:bestel|besteld|bestelt)\b|\border(?:ed)?\s+today\b",
+    re.I,
+)
 _WORD = re.compile(r"[a-zà-ÿ']+", re.I)
 # Cat words (and their compounds: kattenbak, kattenvoer, cat's): any of them keeps a question in scope, as does
 # "kat" or "poes" anywhere in a word (brand names such as VitaKat). A false match only keeps a question here.
@@ -80,6 +86,8 @@ OTHER_SPECIES_PREFIXES = (
 def is_order_question(question: str) -> bool:
     """An order number or "my order/parcel", with a status cue ("how do I return order 123?" is a policy question)."""
     number = SHOP_ORDER_NUMBER.search(question) or LABELLED_ORDER_NUMBER.search(question)  # as guards.redact sees one
+    if not number and _FUTURE_ORDER.search(question):  # "when will my order arrive if I order today?"
+        return False
     return bool((number or _MY_ORDER.search(question)) and _STATUS.search(question))
 
 

@@ -13,6 +13,8 @@ import json
 import threading
 import time
 import uuid
+import warnings
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -48,6 +50,42 @@ def test_default_rate_limit_end_to_end(api_profile):
     assert audit[ids[10]]["status"] == 429
 
 
+class _HeldStream:
+    """A ``/rag/stream`` request read on a thread of its own, to hold the API's only in-flight slot."""
+
+    def __init__(self, base: str, request_id: str) -> None:
+        self.request_id = request_id
+        self.events: list[str] = []
+        self.generating, self.done = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._read, args=(base,), daemon=True)
+        self._thread.start()
+
+    def _read(self, base: str) -> None:
+        payload = {"input": {"question": QUESTION}}
+        headers = {"X-Request-ID": self.request_id}
+        try:
+            with httpx.stream("POST", f"{base}/rag/stream", json=payload, headers=headers, timeout=400) as r:
+                for line in r.iter_lines():
+                    self.events.append(line)
+                    if line.startswith('data: {"sources"'):  # sent with the first generated token
+                        self.generating.set()
+        finally:
+            self.done.set()
+
+    def wait_until_generating(self, timeout_s: float) -> bool:
+        """True once the answer is being generated; False if the stream ended (or stalled) before that."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not self.done.is_set():
+            if self.generating.wait(0.05):
+                return True
+        return self.generating.is_set()
+
+
+def _span(line: dict) -> tuple[datetime, datetime]:
+    start = datetime.fromisoformat(line["time"])
+    return start, start + timedelta(milliseconds=line["latency_ms"])
+
+
 def test_in_flight_cap_and_degradation_end_to_end(api_profile):
     env = {
         "MAX_IN_FLIGHT": "1",
@@ -65,35 +103,45 @@ def test_in_flight_cap_and_degradation_end_to_end(api_profile):
         "REQUEST_TIMEOUT_S": "400",
     }
     print("profile: MAX_IN_FLIGHT=1, degradation thresholds 0, rate limit 1000/minute")
-    stream_id = f"inflight-{uuid.uuid4().hex[:12]}"
     with api_profile("limits-inflight", env) as (base, workdir):
-        started, done = threading.Event(), threading.Event()
-        events: list[str] = []
-
-        def hold_the_slot() -> None:
-            payload = {"input": {"question": QUESTION}}
-            with httpx.stream(
-                "POST", f"{base}/rag/stream", json=payload, headers={"X-Request-ID": stream_id}, timeout=400
-            ) as r:
-                for line in r.iter_lines():
-                    started.set()
-                    events.append(line)
-            done.set()
-
-        worker = threading.Thread(target=hold_the_slot, daemon=True)
-        worker.start()
-        assert started.wait(120), "the stream did not start"
-        refused = httpx.post(f"{base}/rag/invoke", json={"input": {"question": QUESTION}}, timeout=30)
-        assert done.wait(400), "the stream did not end"
+        # The premise, checked rather than assumed: the second request reaches the API while the held stream is
+        # still open. A stream that ended before its answer began (CI, 2026-11-27: one 200 where a 503 was due,
+        # cause not recorded) is tried again, at most twice, and each such try is reported as a warning.
+        for attempt in range(1, 4):
+            held = _HeldStream(base, f"inflight-{uuid.uuid4().hex[:12]}")
+            generating = held.wait_until_generating(120)
+            second_id = f"second-{uuid.uuid4().hex[:12]}"
+            second = httpx.post(
+                f"{base}/rag/invoke",
+                json={"input": {"question": QUESTION}},
+                headers={"X-Request-ID": second_id},
+                timeout=400,
+            )
+            assert held.done.wait(400), "the held stream did not end"
+            audit = _audit_lines(workdir / "audit.jsonl", {held.request_id, second_id})
+            stream_line, second_line = audit[held.request_id], audit[second_id]
+            overlapped = _span(second_line)[0] < _span(stream_line)[1]
+            if generating and overlapped:
+                break
+            warnings.warn(
+                f"try {attempt}: the held stream was not open when the second request came (generating={generating}, "
+                f"stream audit: status {stream_line.get('status')}, guard {stream_line.get('guard')}, "
+                f"llm_error {stream_line.get('llm_error')}, {stream_line.get('latency_ms')} ms; "
+                f"events {held.events[:12]})",
+                stacklevel=1,
+            )
+        else:
+            pytest.fail(f"the held stream never overlapped the second request; last events: {held.events[:20]}")
         after = httpx.post(f"{base}/rag/invoke", json={"input": {"question": QUESTION}}, timeout=400)
-    assert refused.status_code == 503, refused.text
-    assert refused.headers.get("retry-after") and refused.json()["error"]
+    assert second.status_code == 503, (second.text[:500], held.events[:12])
+    assert second.headers.get("retry-after") and second.json()["error"]
+    assert second_line["blocked_by"] == "overload"
     out = after.json()["output"] if after.status_code == 200 else {}
     # Served again once the slot is free. 400 forced tokens with the run-on cut off may copy prompt text, which
     # the output filter then refuses: that is still a request through the whole pipeline (CI, 2026-11-27).
     assert out.get("answer") and (out.get("sources") or out.get("refused")), after.text
-    assert any(line.startswith("event: end") for line in events)
-    degraded = _audit_lines(workdir / "audit.jsonl", {stream_id})[stream_id].get("degraded")
+    assert any(line.startswith("event: end") for line in held.events)
+    degraded = stream_line.get("degraded")
     assert degraded and {"expansion", "rerank", "context"} <= set(degraded), degraded
 
 

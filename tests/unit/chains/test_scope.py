@@ -36,6 +36,9 @@ def test_questions_about_one_order_take_the_order_route(question):
         "Wat kost de KlimMax Tower 150?",
         "Ik heb ordernummer KH12345678: hoe kan ik retourneren?",  # a number, but a returns-policy question
         "Hoeveel liter is de afvalbak van de zelfreinigende kattenbak?",
+        "When will my order arrive if I order today?",  # an order not placed yet: delivery times, a policy
+        "Wanneer komt mijn pakket als ik vandaag voor 22:00 bestel?",
+        "Als ik nu bestel, wanneer wordt mijn bestelling dan verzonden?",
     ],
 )
 def test_general_questions_stay_in_the_catalogue(question):
