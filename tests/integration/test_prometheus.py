@@ -82,15 +82,18 @@ def test_prometheus_scrapes_the_api_and_every_rule_evaluates(tmp_path, app_url):
             assert body["status"] == "success", (expr, body)
             return body["data"]
 
-        # Two scrapes at least, so that rate() has samples, while traffic keeps coming.
-        deadline = time.monotonic() + 60
+        # Traffic keeps coming until the recording rules have a rate and a latency P95 from it. The P95 is NaN
+        # until two scrapes saw the latency buckets grow between them: waiting for the request rate alone (which
+        # exists from the second scrape on, even at 0) once read a NaN P95 (CI, 2026-11-27).
+        deadline, p95 = time.monotonic() + 60, []
         while time.monotonic() < deadline:
             httpx.get(app_url + "/openapi.json", timeout=5)  # traffic that the latency rule counts
-            if query("job:shop_assistant_http_requests:rate5m")["result"]:
+            p95 = query("job:shop_assistant_http_latency_seconds:p95_5m")["result"]
+            if query("job:shop_assistant_http_requests:rate5m")["result"] and p95 and p95[0]["value"][1] != "NaN":
                 break
             time.sleep(1)
         else:
-            pytest.fail(f"no recorded request rate after 60 s:\n{log.read_text()[-2000:]}")
+            pytest.fail(f"no recorded request rate and latency P95 after 60 s (P95: {p95}):\n{log.read_text()[-2000:]}")
         assert query('up{job="shop-assistant"}')["result"][0]["value"][1] == "1"
         assert query("shop_assistant_http_requests_total")["result"]
 
@@ -106,7 +109,6 @@ def test_prometheus_scrapes_the_api_and_every_rule_evaluates(tmp_path, app_url):
         assert len(health) == len(rules) and all(h == "ok" for h, _ in health.values()), health
         for rule in rules:
             query(rule["expr"])
-        p95 = query("job:shop_assistant_http_latency_seconds:p95_5m")["result"]
-        assert p95 and 0 < float(p95[0]["value"][1]) < 10, p95
+        assert 0 < float(p95[0]["value"][1]) < 10, p95
     finally:
         stop_process(proc, 20)
