@@ -22,6 +22,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 QUESTION = "Hoeveel liter is de afvalbak van de PurrClean AutoBox 9?"
+FIRST_TOKEN_EVENT = 'data: {"sources"'  # the stream's sources event is sent with the first generated token
 
 
 def _audit_lines(path: Path, want: set[str], wait_s: float = 10.0) -> dict[str, dict]:
@@ -67,7 +68,7 @@ class _HeldStream:
             with httpx.stream("POST", f"{base}/rag/stream", json=payload, headers=headers, timeout=400) as r:
                 for line in r.iter_lines():
                     self.events.append(line)
-                    if line.startswith('data: {"sources"'):  # sent with the first generated token
+                    if line.startswith(FIRST_TOKEN_EVENT):
                         self.generating.set()
         finally:
             self.done.set()
@@ -181,7 +182,7 @@ def test_client_disconnect_aborts_the_llm_request(api_profile, vllm_server):
         before = during = _vllm(vllm_server)
         with httpx.stream("POST", f"{base}/rag/stream", json={"input": {"question": QUESTION}}, timeout=300) as r:
             for line in r.iter_lines():
-                if line.startswith('data: {"sources"'):  # sent with the first generated token
+                if line.startswith(FIRST_TOKEN_EVENT):
                     during = _vllm(vllm_server)
                     break  # leave while the answer is being generated: closes the connection
         left = time.monotonic()
