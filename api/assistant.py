@@ -122,25 +122,27 @@ class Assistant(Runnable[dict[str, Any], dict[str, Any]]):
         self, input: dict[str, Any], config: RunnableConfig | None, guard: StreamGuard, final: dict[str, Any]
     ) -> AsyncIterator[AddableDict]:
         sent_sources = streamed = False
-        async for mode, item in self._graph().astream(
+        run = self._graph().astream(
             _graph_input(input), config, stream_mode=["messages", "updates"], **self._run_kwargs(input)
-        ):
-            if mode == "messages":
-                chunk, meta = cast(tuple[Any, dict[str, Any]], item)
-                if meta.get("langgraph_node") != "generate" or not isinstance(chunk, AIMessageChunk):
-                    continue
-                if not sent_sources:
-                    guard.context = grounding_text(final.get("chunks") or [])
-                    yield AddableDict(sources=final.get("sources", []))
-                    sent_sources = True
-                text = guard.feed(str(chunk.content) if streamed or guard.text else str(chunk.content).lstrip())
-                if text:
-                    streamed = True
-                    yield AddableDict(answer=text)
-            else:
-                for update in cast(dict[str, Any], item).values():
-                    if update:
-                        final.update(update)
+        )
+        async with aclosing(run):  # closing this stream closes the graph run at once, which cancels its LLM call
+            async for mode, item in run:
+                if mode == "messages":
+                    chunk, meta = cast(tuple[Any, dict[str, Any]], item)
+                    if meta.get("langgraph_node") != "generate" or not isinstance(chunk, AIMessageChunk):
+                        continue
+                    if not sent_sources:
+                        guard.context = grounding_text(final.get("chunks") or [])
+                        yield AddableDict(sources=final.get("sources", []))
+                        sent_sources = True
+                    text = guard.feed(str(chunk.content) if streamed or guard.text else str(chunk.content).lstrip())
+                    if text:
+                        streamed = True
+                        yield AddableDict(answer=text)
+                else:
+                    for update in cast(dict[str, Any], item).values():
+                        if update:
+                            final.update(update)
 
     async def _close(
         self, final: dict[str, Any], guard: StreamGuard, *, sent_sources: list[Any] | None, streamed: bool

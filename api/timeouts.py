@@ -12,6 +12,8 @@ import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
+from core import requestctx
+
 T = TypeVar("T")
 
 
@@ -50,9 +52,16 @@ async def until_deadline(stream: AsyncIterator[T], seconds: float) -> AsyncGener
         except Exception as exc:  # handed to the consumer; cancellation just ends the task
             await queue.put(("error", exc))
             return
+        finally:
+            # Cancelled while it waits on the full queue (the consumer stopped reading), the stream is left
+            # suspended at a yield: close it now, which stops what it runs, instead of whenever it is collected.
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
         await queue.put(("end", None))
 
     task = asyncio.create_task(pump(), name="answer-stream")
+    requestctx.bind_task(task)  # stops with the request, even if this generator is closed only when collected
     deadline = asyncio.get_running_loop().time() + seconds
     try:
         while True:

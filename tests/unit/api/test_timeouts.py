@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.timeouts import RequestTimeoutError, until_deadline, within_deadline
+from core import requestctx
 from core.resources import set_resources
 from fakes import fake_resources
 from fakes_serving import slow_llm
@@ -67,6 +68,42 @@ async def test_closing_the_consumer_cancels_the_stream():
     await stream.aclose()
     await asyncio.sleep(0.05)
     assert log == ["cancelled"]
+
+
+async def test_closing_the_consumer_closes_a_stream_that_waits_on_a_full_queue():
+    # The consumer stops reading (a client that left while its data was being sent): the stream runs ahead and
+    # waits at a yield. Closing the consumer must close the stream at once; the reference held here means no
+    # garbage collection can do it instead (CI, 2026-11-27: an LLM call ran on to its end after a disconnect).
+    closed: list[str] = []
+
+    async def items():
+        try:
+            for i in range(100):
+                yield i
+        finally:
+            closed.append("closed")
+
+    source = items()
+    stream = until_deadline(source, 30)
+    assert await anext(stream) == 0
+    await asyncio.sleep(0.05)  # the stream fills the queue and waits
+    await stream.aclose()
+    await asyncio.sleep(0.05)
+    assert closed == ["closed"]
+    assert source.ag_frame is None  # finished, not suspended
+
+
+async def test_ending_the_request_stops_its_stream_though_the_consumer_was_never_closed():
+    # A client that leaves ends its request (the gate middleware calls requestctx.end) while the generators that
+    # stream its answer may be closed only when collected: the stream bound to the request stops with it.
+    log: list[str] = []
+    token = requestctx.begin({})
+    stream = until_deadline(_slow_items(100, 0.05, log), 30)
+    assert await anext(stream) == 0
+    requestctx.end(token)
+    await asyncio.sleep(0.1)
+    assert log == ["cancelled"]
+    await stream.aclose()
 
 
 async def test_within_deadline():
