@@ -123,12 +123,14 @@ bench: ## service cost vs. the bare LLM, latency (invoke, first token) and memor
 	@$(PY) -m evals.bench_service --url http://127.0.0.1:$(API_PORT)
 	@$(PY) -m evals.bench_latency --url http://127.0.0.1:$(API_PORT)
 
-# Retrieval quality without the LLM (~1 min on 2 cores; EVAL_ARGS="--halves dev" to tune on the dev half only), then
-# answer quality through the whole graph with the real local LLM (~5 min; ANSWER_EVAL_ARGS="--limit 5" for a smoke run).
+# Retrieval quality without the LLM (~1 min on 2 cores; EVAL_ARGS="--halves dev" to tune on the dev half only), evidence
+# recall of the selected lines without the LLM (EVIDENCE_EVAL_ARGS="--half dev"), then answer quality through the whole
+# graph with the real local LLM (~5 min; ANSWER_EVAL_ARGS="--half dev" to tune, "--limit 5" for a smoke run).
 # The rerank configurations of the ablation use the fine-tuned reranker unless RERANKER_PROVIDER says otherwise.
-eval: install models reranker ingest llm-start ## retrieval ablation table + answer metrics with the real LLM → var/eval/
+eval: install models reranker ingest llm-start ## retrieval ablation, evidence recall, answer metrics with the real LLM → var/eval/
 	@RERANKER_PROVIDER=$${RERANKER_PROVIDER:-cross-encoder} RERANKER_MODEL=$${RERANKER_MODEL:-$(RERANKER_DIR)} \
 		$(PY) -m evals.retrieval_eval $(EVAL_ARGS)
+	@$(PY) -m evals.evidence_eval $(EVIDENCE_EVAL_ARGS)
 	@$(PY) -m evals.answer_eval $(ANSWER_EVAL_ARGS)
 
 # SciFact (or any BEIR folder: BEIR_ARGS="path/to/folder"): the first run embeds the corpus into .cache/beir/ (~20 min

@@ -1,11 +1,13 @@
-"""The public runnable behind ``/rag``: the graph, with the output filter on every answer.
+"""The public runnable behind ``/rag``: the graph, whose ``check`` and ``output_filter`` nodes decide every answer.
 
-``invoke`` returns the graph's filtered output. ``stream`` sends ``{"sources"}`` first (the context's
-documents), then ``{"answer": text}`` chunks that a ``StreamGuard`` has cleared (a small window is held
-back until the text around it was checked), then ``{"sources"}`` again when the answer cites fewer of
-them (``chains.citations``; none for the fallback answer), then ``{"refused", "language"}``. When the filter
-blocks mid-stream, the stream sends ``{"blocked": true, "refusal": …}`` instead of more
-text, and clients show the refusal in place of the partial answer.
+``invoke`` returns the graph's output (answer, sources, refused, language, mode). ``stream`` sends
+``{"sources"}`` first (the evidence's documents, when the model starts), then ``{"answer": text}`` chunks: whole
+sentences that ``guards.stream.SentenceStream`` released (markup, claims, leaks; the same checks as the graph's
+``check`` node), then ``{"sources"}`` again when the checked answer rests on fewer documents, then
+``{"refused", "language", "mode", "cut"}`` (``cut``: a sentence failed the check and ended the generated text).
+When nothing the model said passed, the extractive or abstaining answer comes as one chunk. When the output filter
+replaces an answer already under way, the stream sends ``{"blocked": true, "refusal": …}`` and clients show the
+refusal in place of the partial answer.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 import openai
@@ -23,15 +26,13 @@ from langchain_core.runnables.utils import AddableDict
 
 from api.schemas import AskRequest, AskResponse
 from api.timeouts import RequestTimeoutError, until_deadline, within_deadline
-from chains import prompts
-from chains.context import grounding_text
 from core import requestctx
 from core.metrics import TIME_TO_FIRST_TOKEN
-from core.resources import get_resources
 from core.settings import get_settings
 from graph.builder import graph
 from graph.context import Context
-from guards.output import StreamGuard
+from graph.trust import make_stream
+from guards.stream import SentenceStream
 
 UNAVAILABLE = "The assistant is temporarily unavailable, please try again shortly."
 
@@ -78,7 +79,7 @@ class Assistant(Runnable[dict[str, Any], dict[str, Any]]):
         """Run the graph; its output-filter node has checked the answer."""
         run = self._graph().ainvoke(_graph_input(input), config, **self._run_kwargs(input))
         out = await within_deadline(run, get_settings().request_timeout_s)
-        return {k: out.get(k) for k in ("answer", "sources", "refused", "language")}
+        return {k: out.get(k) for k in ("answer", "sources", "refused", "language", "mode", "cut")}
 
     def stream(
         self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any
@@ -89,25 +90,23 @@ class Assistant(Runnable[dict[str, Any], dict[str, Any]]):
     async def astream(
         self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any
     ) -> AsyncIterator[dict[str, Any]]:
-        """Stream sources, cleared answer text, then the closing flags."""
-        guard = StreamGuard(get_resources().output_filter, cut_runon=get_settings().answer_cut_runon)
+        """Stream sources, checked answer text, then the closing flags."""
         final: dict[str, Any] = {}
-        sent_sources: list[Any] | None = None  # the sources event already sent, if any
-        streamed = False
+        run = _Run(context=_context(input) or Context())
         t0 = time.perf_counter()
         try:
             # Closed explicitly (not left to the garbage collector) when this stream is closed: that cancels the
             # graph run and with it the LLM request, right after a client leaves.
             async with aclosing(
-                until_deadline(self._run(input, config, guard, final), get_settings().request_timeout_s)
+                until_deadline(self._run(input, config, run, final), get_settings().request_timeout_s)
             ) as chunks:
                 async for chunk in chunks:
                     if "sources" in chunk:
-                        sent_sources = chunk["sources"]
+                        run.sent_sources = chunk["sources"]
                     if "answer" in chunk:
-                        if not streamed:
+                        if not run.streamed:
                             TIME_TO_FIRST_TOKEN.observe(time.perf_counter() - t0)
-                        streamed = True
+                        run.streamed = True
                     yield chunk
         except (openai.APIError, RequestTimeoutError) as exc:
             # A clean error chunk instead of a broken stream; the audit line records it.
@@ -115,62 +114,74 @@ class Assistant(Runnable[dict[str, Any], dict[str, Any]]):
             yield AddableDict(error=UNAVAILABLE)
             yield AddableDict(refused=False, language=final.get("language", "nl"))
             return
-        async for chunk in self._close(final, guard, sent_sources=sent_sources, streamed=streamed):
+        async for chunk in _close(final, run):
             yield chunk
 
     async def _run(
-        self, input: dict[str, Any], config: RunnableConfig | None, guard: StreamGuard, final: dict[str, Any]
+        self, input: dict[str, Any], config: RunnableConfig | None, run: _Run, final: dict[str, Any]
     ) -> AsyncIterator[AddableDict]:
-        sent_sources = streamed = False
-        run = self._graph().astream(
+        graph_run = self._graph().astream(
             _graph_input(input), config, stream_mode=["messages", "updates"], **self._run_kwargs(input)
         )
-        async with aclosing(run):  # closing this stream closes the graph run at once, which cancels its LLM call
-            async for mode, item in run:
+        async with aclosing(graph_run):  # closing this stream closes the graph run at once, which cancels its LLM call
+            async for mode, item in graph_run:
                 if mode == "messages":
                     chunk, meta = cast(tuple[Any, dict[str, Any]], item)
                     if meta.get("langgraph_node") != "generate" or not isinstance(chunk, AIMessageChunk):
                         continue
-                    if not sent_sources:
-                        guard.context = grounding_text(final.get("chunks") or [])
-                        yield AddableDict(sources=final.get("sources", []))
-                        sent_sources = True
-                    text = guard.feed(str(chunk.content) if streamed or guard.text else str(chunk.content).lstrip())
+                    if run.checked is None:  # the evidence is in the state by now: the same checks as the graph's
+                        run.checked = make_stream(final, run.context)
+                        yield AddableDict(sources=_evidence_sources(final))
+                    text = run.checked.feed(str(chunk.content))
                     if text:
-                        streamed = True
                         yield AddableDict(answer=text)
                 else:
                     for update in cast(dict[str, Any], item).values():
                         if update:
                             final.update(update)
 
-    async def _close(
-        self, final: dict[str, Any], guard: StreamGuard, *, sent_sources: list[Any] | None, streamed: bool
-    ) -> AsyncIterator[AddableDict]:
-        sources = final.get("sources", [])
-        if sent_sources is None:
-            yield AddableDict(sources=sources)
-        if final.get("fallback"):  # generate replaced the model's answer (empty, or nothing from the catalogue)
-            if streamed:  # clients show the fixed answer instead of the text already shown, as after a block
-                yield AddableDict(blocked=True, refusal=final.get("answer", ""))
-            else:
-                yield AddableDict(answer=final.get("answer", ""))
-        elif streamed or guard.text:
-            note = final.get("feed_note") if final.get("answer") else ""  # generate appended it to its answer
-            rest = (guard.feed(f" {note}") if note else "") + guard.finish()
-            if rest:
-                yield AddableDict(answer=rest)
-        elif final.get("answer"):
-            yield AddableDict(answer=final["answer"])
-        if sent_sources is not None and sources != sent_sources:
-            # After the text: the documents the answer rests on (chains.citations); none for the fallback answer.
-            yield AddableDict(sources=sources)
-        if guard.blocked:
-            refusal = prompts.REFUSAL_EN if final.get("language") == "en" else prompts.REFUSAL_NL
-            requestctx.annotate(output_filter={"decision": "block", "reasons": guard.reasons, "stream": True})
-            yield AddableDict(blocked=True, refusal=refusal)
-        refused = bool(final.get("refused", False)) or guard.blocked
-        yield AddableDict(refused=refused, language=final.get("language", "nl"))
+
+@dataclass
+class _Run:
+    """What one stream has sent so far."""
+
+    context: Context
+    checked: SentenceStream | None = None  # the sentence checker, once the model speaks
+    sent_sources: list[Any] | None = None
+    streamed: bool = False
+
+
+def _evidence_sources(final: dict[str, Any]) -> list[dict[str, str]]:
+    """The evidence's documents: sent when the model starts; the checked answer's own follow after the text."""
+    seen: dict[str, dict[str, str]] = {}
+    for line in final.get("evidence") or []:
+        seen.setdefault(line["doc_id"], {"id": line["doc_id"], "title": line["title"]})
+    return list(seen.values())
+
+
+async def _close(final: dict[str, Any], run: _Run) -> AsyncIterator[AddableDict]:
+    sources = final.get("sources", [])
+    mode = final.get("mode")
+    if run.sent_sources is None:
+        yield AddableDict(sources=sources)
+    if final.get("refused") and run.streamed:  # the output filter replaced the answer: show the refusal instead
+        yield AddableDict(blocked=True, refusal=final.get("answer", ""))
+    elif run.checked is not None and mode == "generated":
+        rest = run.checked.finish(truncated=bool(final.get("truncated")))
+        note = final.get("feed_note") or ""
+        tail = " ".join(t for t in (rest.strip(), note) if t)
+        if tail:
+            yield AddableDict(answer=f" {tail}" if run.streamed else tail)
+    elif run.streamed:  # cannot happen while the graph and the stream share one checker; never show unchecked text
+        yield AddableDict(blocked=True, refusal=final.get("answer", ""))
+    elif final.get("answer"):
+        yield AddableDict(answer=final["answer"])
+    if run.sent_sources is not None and sources != run.sent_sources:
+        yield AddableDict(sources=sources)  # after the text: the documents of the lines that support it
+    refused = bool(final.get("refused", False))
+    yield AddableDict(
+        refused=refused, language=final.get("language", "nl"), mode=mode or "abstained", cut=bool(final.get("cut"))
+    )
 
 
 assistant = Assistant().with_types(

@@ -2,7 +2,7 @@
 
 ``POST /api/chat/stream`` answers one message as SSE events: ``thread`` (the server-issued handle,
 always first), ``sources``, ``token`` (text the output filter has cleared), ``blocked`` (the filter
-stopped the answer: show the refusal instead), ``final`` (answer, sources, refused, language, thread,
+stopped the answer: show the refusal instead), ``final`` (answer, sources, refused, language, mode, thread,
 message_id) or ``error`` (a clean message; nothing is stored). A client that disconnects cancels the
 run, and with it the LLM request. ``GET``/``DELETE /api/threads/{thread}`` read and delete a
 conversation; ``POST /api/feedback`` rates one answer. Unknown and foreign handles are all 404.
@@ -112,6 +112,7 @@ async def _events(
         "sources": [] if refused else sources,
         "refused": refused,
         "language": closing.get("language", "nl"),
+        "mode": closing.get("mode", "abstained"),
         "thread": handle,
         "message_id": message_id,
     }

@@ -4,7 +4,9 @@ Any OpenAI client can talk to the assistant: the answer is the RAG pipeline's fi
 (``api.assistant``: guard, retrieval, output filter, the stream's hold-back window), never the raw
 backend. Sources travel in an extra top-level ``sources`` field (on the response, and on the last
 stream chunk), and are *not* appended to the content, which stays exactly the checked answer.
-Input rules are in ``api.openai_schemas``. Errors use OpenAI's shape
+Only the last user message is answered (no conversation memory: ``/api/chat`` has that). Every response carries
+the answer's ``mode`` (``core.outcomes``); ``finish_reason`` is ``content_filter`` when the claim check ended the
+model's text. Input rules are in ``api.openai_schemas``. Errors use OpenAI's shape
 ``{"error": {"message", "type", "param", "code"}}``. A client that disconnects cancels the run.
 """
 
@@ -83,7 +85,7 @@ def _sse(body: dict[str, Any]) -> str:
 async def _stream(prep: Prepared, config: RunnableConfig, cid: str, created: int, model: str) -> AsyncIterator[str]:
     yield _sse(chunk(cid, created, model, {"role": "assistant", "content": ""}))
     sources: list[Any] = []
-    finish, refused, sent_text = "stop", False, False
+    finish, refused, sent_text, mode = "stop", False, False, "abstained"
     try:
         stream = assistant.astream({"question": prep.question, "max_tokens": prep.max_tokens}, config)
         async with aclosing(stream):  # type: ignore[type-var]  # an async generator underneath
@@ -103,14 +105,16 @@ async def _stream(prep: Prepared, config: RunnableConfig, cid: str, created: int
                     text = ("\n\n" if sent_text else "") + str(part["refusal"])
                     yield _sse(chunk(cid, created, model, {"content": text}))
                 if "refused" in part:
-                    refused = bool(part["refused"])
+                    refused, mode = bool(part["refused"]), str(part.get("mode", "abstained"))
+                    if part.get("cut"):  # the claim check ended the model's text: say so, as OpenAI does
+                        finish = "content_filter"
     except Exception:  # after the 200 went out, a clean error chunk is all a client can still get
         logger.exception("openai stream failed")
         yield _sse(openai_error(UNAVAILABLE, "service_unavailable", "internal_error"))
         yield DONE
         return
     last = chunk(cid, created, model, {}, finish)
-    last.update(sources=sources, refused=refused)
+    last.update(sources=sources, refused=refused, mode=mode)
     usage = usage_of(requestctx.current())
     if usage is not None:
         last["usage"] = usage
@@ -169,8 +173,9 @@ def make_router(config_modifier: ConfigModifier) -> APIRouter:
             requestctx.annotate(llm_error=type(exc).__name__)
             logger.error("openai completion failed: %s", type(exc).__name__)
             return _error(503, UNAVAILABLE, "service_unavailable", "backend_unavailable")
-        extra = {"sources": out.get("sources") or [], "refused": bool(out.get("refused"))}
+        extra = {"sources": out.get("sources") or [], "refused": bool(out.get("refused")), "mode": out.get("mode")}
         usage = usage_of(requestctx.current())
-        return JSONResponse(completion(cid, body.model, out.get("answer") or "", "stop", extra, usage))
+        finish = "content_filter" if out.get("cut") else "stop"
+        return JSONResponse(completion(cid, body.model, out.get("answer") or "", finish, extra, usage))
 
     return router

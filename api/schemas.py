@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from core.outcomes import Outcome
 from core.settings import get_settings
 from guards.input import sanitize
 
@@ -46,6 +47,10 @@ class AskResponse(BaseModel):
     sources: list[SourceOut] = Field(default_factory=list)
     refused: bool = False
     language: str = "nl"
+    mode: Outcome = Field(
+        default="abstained",
+        description="How the answer was made (generated, extractive, abstained, refused, or a scope route): README.",
+    )
 
 
 class ErrorResponse(BaseModel):

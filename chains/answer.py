@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 # Where an answer ends at the latest: our context markup, a new question turn, or a repeated answer turn.
 END_MARKERS = re.compile(
@@ -30,12 +30,28 @@ def clean_answer(text: str) -> str:
     return cut_at_marker(text)[0].strip()
 
 
-async def read_answer(stream: AsyncIterator[Any], *, cut_runon: bool) -> tuple[Any | None, bool]:
-    """The LLM's message assembled from its stream, and whether reading stopped at a run-on marker.
+class Watcher(Protocol):
+    """Reads the text as it streams in and says when the rest is not wanted (``guards.stream.SentenceStream``)."""
 
-    With ``cut_runon`` the stream is closed at the first end marker: what follows would be thrown away, and
-    closing the stream ends the request on the server (vLLM aborts a generation whose client went away),
-    which gives its batch slot back instead of generating up to ``max_tokens`` for nothing.
+    @property
+    def done(self) -> bool:
+        """Nothing more will be used."""
+        ...
+
+    def feed(self, token: str) -> str:
+        """Add text."""
+        ...
+
+
+async def read_answer(
+    stream: AsyncIterator[Any], *, cut_runon: bool, until: Watcher | None = None
+) -> tuple[Any | None, bool]:
+    """The LLM's message assembled from its stream, and whether reading stopped early.
+
+    With ``cut_runon`` the stream is closed at the first end marker, and with ``until`` as soon as the watcher
+    has stopped (a sentence failed the claim check): what follows would be thrown away, and closing the stream
+    ends the request on the server (vLLM aborts a generation whose client went away), which gives its batch slot
+    back instead of generating up to ``max_tokens`` for nothing.
     """
     message = None
     try:
@@ -43,6 +59,10 @@ async def read_answer(stream: AsyncIterator[Any], *, cut_runon: bool) -> tuple[A
             message = chunk if message is None else message + chunk
             if cut_runon and END_MARKERS.search(str(message.content)):
                 return message, True
+            if until is not None:
+                until.feed(str(chunk.content))
+                if until.done:
+                    return message, True
     finally:
         aclose = getattr(stream, "aclose", None)
         if aclose is not None:

@@ -34,16 +34,22 @@ def format_context(chunks: Sequence[dict[str, Any]]) -> str:
     return "\n".join(parts)
 
 
-def short_context(chunks: Sequence[dict[str, Any]], max_chunks: int, max_chars: int) -> list[dict[str, Any]]:
-    """The first ``max_chunks`` chunks, each cut at a word boundary to at most ``max_chars`` characters."""
-    kept = []
-    for chunk in chunks[:max_chunks]:
-        text = str(chunk.get("text", ""))
-        if len(text) > max_chars:
-            cut = text[:max_chars]
-            text = (cut.rsplit(" ", 1)[0] if " " in cut else cut) + " …"
-        kept.append({**chunk, "text": text})
-    return kept
+def format_evidence(lines: Sequence[Any]) -> str:
+    """Render evidence lines (``core.evidence.EvidenceLine``) as a delimited block, grouped by document.
+
+    Documents keep the order of their best line; each line is one row of plain text.
+    """
+    groups: dict[str, list[Any]] = {}
+    for line in lines:
+        groups.setdefault(line.doc_id, []).append(line)
+    parts = ["<documenten>"]
+    for i, group in enumerate(groups.values(), start=1):
+        title = escape_tags(str(group[0].title)).replace('"', "'")
+        parts.append(f'<document nr="{i}" titel="{title}">')
+        parts.extend(escape_tags(" ".join(str(line.text).split())) for line in group)
+        parts.append("</document>")
+    parts.append("</documenten>")
+    return "\n".join(parts)
 
 
 def grounding_text(chunks: Sequence[dict[str, Any]]) -> str:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 SYSTEM_PROMPT_NL = (
     "Je bent de klantenservice-assistent van een Nederlandse webshop voor kattenbenodigdheden. "
-    "Beantwoord de vraag kort en feitelijk, alleen met informatie uit de documenten. "
-    "Staat het antwoord er niet in, zeg dan dat je het niet weet en verwijs naar de klantenservice."
+    "Beantwoord de vraag in één korte zin, alleen met een feit uit de regels in de documenten. "
+    "Neem prijzen, getallen en namen letterlijk over."
 )
 
 SYSTEM_PROMPT_EN = (
     "You are the customer-service assistant of a Dutch web shop for cat supplies. "
-    "Answer the question briefly and factually, using only the documents. "
-    "If the answer is not in them, say you do not know and refer to customer service."
+    "Answer the question in one short sentence, using only a fact from the lines in the documents. "
+    "Copy prices, numbers and names exactly."
 )
 
 # A per-deployment random canary goes into the system prompt; the output filter blocks any
@@ -31,7 +31,7 @@ def system_prompt(language: str, canary: str) -> str:
     return f"{base}\n{CANARY_LINE.format(canary=canary)}" if canary else base
 
 
-# The user turn: a delimited, escaped context block followed by the question.
+# The user turn: the evidence lines in a delimited, escaped block, then the question.
 USER_TEMPLATE_NL = "{context}\n\nVraag: {question}"
 USER_TEMPLATE_EN = "{context}\n\nQuestion: {question}"
 

@@ -2,8 +2,8 @@
 
 Above ``DEGRADE_SKIP_EXPANSION_ABOVE`` requests in flight (``core.load.in_flight``) query
 expansion is skipped; above ``DEGRADE_SKIP_RERANK_ABOVE`` reranking is skipped too; above
-``DEGRADE_SHORT_CONTEXT_ABOVE`` the prompt gets a short context (``DEGRADE_CONTEXT_CHUNKS`` chunks of
-at most ``DEGRADE_CONTEXT_CHARS`` characters), which cuts the LLM's prefill, the part of an answer
+``DEGRADE_SHORT_CONTEXT_ABOVE`` the prompt gets at most ``DEGRADE_CONTEXT_CHUNKS`` evidence lines,
+which cuts the LLM's prefill, the part of an answer
 that grows with the prompt and dominates on a CPU backend. The in-flight cap (``MAX_IN_FLIGHT``)
 answers 503 only above all three. Every degraded answer is marked
 in its audit line (``degraded: [...]``) and counted in ``DEGRADED_ANSWERS`` per skipped step.

@@ -6,6 +6,11 @@ Chroma has no aliases, so the name a service is configured with (``CHROMA_COLLEC
 embedded again), applies the changes to the copy, and only then moves the pointer. Readers hold
 one version per request (``VectorStore.current``), so they see the old index or the new one, never
 a mix of both. Without a pointer the configured name is used as it is (indexes built before this).
+
+Every version has a sibling collection ``<version>__lines`` with the evidence lines of its documents
+(``ingest.lines``, ``core.evidence``); it is copied, switched and dropped together with its version. The
+chunk collection records the storage layout it was written with (``index_layout``): the service reads only
+the layout it knows (``INDEX_LAYOUT``), and a versioned ingest rebuilds an index of an older layout from scratch.
 """
 
 from __future__ import annotations
@@ -19,11 +24,20 @@ logger = logging.getLogger(__name__)
 POINTER_SUFFIX = "__active"
 VERSION_MARK = "__v"
 ACTIVE_KEY = "active"
+LINES_SUFFIX = "__lines"
+LAYOUT_KEY = "index_layout"  # collection metadata of a chunk collection: the layout it was written with
+# 1: chunks only (no ``index_layout`` key); 2: chunks plus the ``<name>__lines`` collection of evidence lines.
+INDEX_LAYOUT = 2
 
 
 def pointer_name(base: str) -> str:
     """Name of the pointer collection of ``base``."""
     return f"{base}{POINTER_SUFFIX}"
+
+
+def lines_name(collection: str) -> str:
+    """Name of the evidence-lines collection that belongs to the chunk collection ``collection``."""
+    return f"{collection}{LINES_SUFFIX}"
 
 
 def new_version_name(base: str, now: datetime | None = None) -> str:
@@ -56,15 +70,24 @@ def set_active(client: Any, base: str, name: str) -> None:
 def versions(client: Any, base: str) -> list[str]:
     """The versions of ``base``, oldest first."""
     prefix = f"{base}{VERSION_MARK}"
-    return sorted(n for n in _names(client) if n.startswith(prefix))
+    return sorted(n for n in _names(client) if n.startswith(prefix) and not n.endswith(LINES_SUFFIX))
+
+
+def drop_version(client: Any, name: str) -> None:
+    """Delete the collection ``name`` and its lines collection (either may be missing)."""
+    for target in (name, lines_name(name)):
+        try:
+            client.delete_collection(target)
+        except Exception:  # NotFoundError / ValueError by chromadb version: nothing to drop
+            logger.debug("no collection %s to drop", target)
 
 
 def prune(client: Any, base: str, keep: int) -> list[str]:
-    """Drop all but the ``keep`` newest versions; never the active one. Returns the dropped names."""
+    """Drop all but the ``keep`` newest versions (with their lines); never the active one. Returns the dropped names."""
     active = active_name(client, base)
     old = [n for n in versions(client, base)[:-keep] if n != active] if keep > 0 else []
     for name in old:
-        client.delete_collection(name)
+        drop_version(client, name)
         logger.info("dropped old index version %s", name)
     return old
 

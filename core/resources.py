@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from langchain_core.language_models import BaseChatModel
 
 from core.embeddings import Embedder, make_embedder
+from core.evidence import LineIndex
 from core.lexical import LexicalIndex
 from core.reranker import Reranker, make_reranker, reranker_kwargs
 from core.routing import make_chat_model
@@ -38,6 +39,7 @@ class Resources:
     classifier_error: str = "no injection classifier configured"
     batchers: ModelBatchers | None = field(default=None, repr=False)  # core.batching.batchers() builds it
     lexical: LexicalIndex | None = None  # BM25 over the collection (HYBRID_BM25), built at start-up
+    lines: LineIndex = field(default_factory=LineIndex)  # evidence lines of the index version in use (lazy)
 
 
 def make_llm(settings: Settings) -> BaseChatModel:

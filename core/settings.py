@@ -116,14 +116,20 @@ class Settings(BaseSettings):
     degrade_skip_expansion_above: int = Field(default=32, ge=0)  # in-flight requests above which expansion is skipped
     degrade_skip_rerank_above: int = Field(default=64, ge=0)  # ... and above which reranking is skipped too
     degrade_short_context_above: int = Field(default=96, ge=0)  # ... and above which the prompt gets a short context
-    degrade_context_chunks: int = Field(default=2, ge=1, le=20)  # short context: this many chunks ...
-    degrade_context_chars: int = Field(default=700, ge=100)  # ... each cut to this many characters
+    degrade_context_chunks: int = Field(default=2, ge=1, le=20)  # short context: at most this many evidence lines
     llm_extra_body: dict[str, object] = Field(default_factory=dict)  # e.g. {"ignore_eos": true} for benchmarks
     # Cut the answer where the small model runs on into the prompt's markup (chains.answer); benchmarks and tests
     # that need a fixed answer length switch it off.
     answer_cut_runon: bool = True
-    # Cite only the context documents the answer's content terms come from (chains.citations), not all of them.
-    cite_by_support: bool = True
+    # Evidence and the claim check (issue #15): the prompt gets only the selected lines of the retrieved documents;
+    # every generated sentence must be supported by one of them, else the lines themselves are quoted.
+    evidence_budget_tokens: int = Field(default=300, ge=20, le=4000)  # estimated prompt tokens of evidence
+    evidence_max_lines: int = Field(default=8, ge=1, le=50)
+    min_evidence_score: float = Field(default=0.0, ge=-1.0, le=2.0)  # best line below this: abstain
+    min_question_coverage: float = Field(default=0.4, ge=0.0, le=1.0)  # question words in the lines, below: abstain
+    claim_min_support: float = Field(default=0.9, ge=0.0, le=1.0)  # share of a sentence's words in its line (dev)
+    support_top_lines: int = Field(default=2, ge=0, le=50)  # only the best N lines may support a sentence; 0: any
+    check_claims: bool = True  # False only for measurements: the model's text goes out unchecked
 
     # --- Conversations (/api/chat): server-issued threads, history, retention, follow-up rewriting ---
     database_url: SecretStr | None = None  # postgresql://user:pw@host/db → PostgreSQL; unset → SQLite below

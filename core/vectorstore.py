@@ -14,7 +14,7 @@ import chromadb
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
 
-from core.index_versions import active_name
+from core.index_versions import INDEX_LAYOUT, LAYOUT_KEY, active_name, lines_name
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +27,10 @@ class EmbeddingModelMismatchError(RuntimeError):
 
 class IndexNotReadyError(RuntimeError):
     """The collection is missing or empty: run the ingest first."""
+
+
+class IndexLayoutError(IndexNotReadyError):
+    """The collection was written in another storage layout than this code reads (``INDEX_LAYOUT``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,11 +85,12 @@ class VectorStore:
         self._checked = time.monotonic()
         self._col = self._open(collection if create else active_name(client, collection), create)
 
+    def _metadata(self) -> dict[str, Any]:
+        return {MODEL_KEY: self.model_name, "hnsw:space": "cosine", LAYOUT_KEY: INDEX_LAYOUT}
+
     def _open(self, name: str, create: bool) -> Any:
         if create:
-            col = self._client.get_or_create_collection(
-                name, metadata={MODEL_KEY: self.model_name, "hnsw:space": "cosine"}
-            )
+            col = self._client.get_or_create_collection(name, metadata=self._metadata())
         else:
             try:
                 col = self._client.get_collection(name)
@@ -98,7 +103,23 @@ class VectorStore:
                 f"but the service is configured with {self.model_name!r}; re-ingest into a new "
                 "collection (CHROMA_COLLECTION) or change EMBEDDING_MODEL back"
             )
+        layout = (col.metadata or {}).get(LAYOUT_KEY, 1)
+        if not create and layout != INDEX_LAYOUT:
+            raise IndexLayoutError(
+                f"index {name!r} was built with layout {layout}, this service needs layout {INDEX_LAYOUT} "
+                "(chunks plus evidence lines): run `make ingest` (it rebuilds the index in the new layout)"
+            )
         return col
+
+    def lines_collection(self, collection: Any = None, *, create: bool = False) -> Any:
+        """The evidence-lines collection of ``collection`` (default: the current version); ``create``: make it."""
+        name = lines_name(str((collection if collection is not None else self._col).name))
+        if create:
+            return self._client.get_or_create_collection(name, metadata=self._metadata())
+        try:
+            return self._client.get_collection(name)
+        except Exception as exc:  # chromadb raises NotFoundError / ValueError by version
+            raise IndexNotReadyError(f"collection {name!r} does not exist; run `make ingest` first") from exc
 
     @property
     def collection(self) -> Any:

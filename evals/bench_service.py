@@ -9,7 +9,7 @@ For each question, side by side in one run:
      the API's audit line (matched by ``X-Request-ID``).
 
 Prints end-to-end and first-token times of both, the breakdown of (ii) into guard, expansion,
-retrieval, rerank, generation and the rest, the share of time outside LLM calls, and the
+retrieval, rerank, evidence, generation, check and the rest, the share of time outside LLM calls, and the
 resident memory (RSS) of the API process at idle (before the first request of this run).
 """
 
@@ -28,7 +28,15 @@ import httpx
 from core.settings import ROOT, get_settings
 from evals.bench_latency import MAX_WAITS, QUESTIONS, rss_mib, wait_out
 
-STAGES = (("guard", "guard"), ("expansion", "expand"), ("retrieval", "retrieve"), ("rerank", "rerank"))
+STAGES = (
+    ("guard", "guard"),
+    ("scope", "scope"),
+    ("expansion", "expand"),
+    ("retrieval", "retrieve"),
+    ("rerank", "rerank"),
+    ("evidence (line selection)", "evidence"),
+    ("check (markup, claims, leaks)", "check"),
+)
 
 
 def final_prompt(client: httpx.Client, url: str, token: str, question: str) -> list[dict[str, str]]:
@@ -160,9 +168,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {label} | {med(node):.1f} | {100 * med(node) / a_total_ms:.1f} % |")
     outside = [1 - r.get("generate", 0.0) / (1000 * r["a_total"]) for r in rows]
     extra = [(r["a_total"] - r["d_total"]) / r["a_total"] for r in rows]
-    print(f"\nshare of (ii) outside LLM calls: {100 * statistics.median(outside):.1f} % (median per request)")
+    outside_ms = [1000 * r["a_total"] - r.get("generate", 0.0) for r in rows]
+    print(f"\nservice time outside LLM calls: p50 {statistics.median(outside_ms):.0f} ms (per request)")
+    print(f"share of (ii) outside LLM calls: {100 * statistics.median(outside):.1f} % (median per request)")
     print(f"(ii) minus (i), as a share of (ii): {100 * statistics.median(extra):.1f} % (median per question)")
-    print("first token through the API includes the output filter's hold-back of the first characters")
+    print("first token through the API: the first whole sentence that passed the check (guards.stream)")
     print(f"API process RSS at idle: {f'{idle:.0f} MiB' if idle else 'unknown (no pid file)'}")
     return 0
 

@@ -22,3 +22,11 @@ class Context:
     hybrid_bm25: bool = field(default_factory=lambda: _s().hybrid_bm25)  # fuse BM25 with dense retrieval
     expand_queries: bool = True
     max_tokens: int | None = None  # a lower output limit than LLM_MAX_TOKENS (OpenAI endpoint)
+    # Evidence and the claim check (issue #15): what the model may see, and what it may say.
+    evidence_budget_tokens: int = field(default_factory=lambda: _s().evidence_budget_tokens)
+    evidence_max_lines: int = field(default_factory=lambda: _s().evidence_max_lines)
+    min_evidence_score: float = field(default_factory=lambda: _s().min_evidence_score)  # below: abstain
+    min_question_coverage: float = field(default_factory=lambda: _s().min_question_coverage)  # below: abstain
+    claim_min_support: float = field(default_factory=lambda: _s().claim_min_support)
+    support_top_lines: int = field(default_factory=lambda: _s().support_top_lines)  # lines that may support
+    check_claims: bool = field(default_factory=lambda: _s().check_claims)  # False: no check (measurements only)

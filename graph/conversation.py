@@ -29,7 +29,7 @@ from core.resources import get_resources
 from core.settings import get_settings
 from graph.context import Context
 from graph.gates import classify
-from graph.state import Source
+from graph.state import Evidence, Source
 from guards.classifier import ClassifierUnavailableError
 from guards.input import check_question
 from guards.redact import redact
@@ -62,7 +62,11 @@ class ConversationState(TypedDict, total=False):
     guard_reasons: Annotated[list[str], UntrackedValue]
     query_vector: Annotated[list[float], UntrackedValue]
     feed_note: Annotated[str, UntrackedValue]
-    fallback: Annotated[bool, UntrackedValue]
+    draft: Annotated[str, UntrackedValue]
+    truncated: Annotated[bool, UntrackedValue]
+    cut: Annotated[bool, UntrackedValue]
+    mode: Annotated[str, UntrackedValue]
+    evidence: Annotated[list[Evidence], UntrackedValue]
     scope: Annotated[str, UntrackedValue]
     turn_id: Annotated[str, UntrackedValue]
     original_question: Annotated[str, UntrackedValue]

@@ -15,7 +15,7 @@ from langgraph.runtime import Runtime
 from chains import prompts
 from chains.context import grounding_text
 from chains.language import detect_language
-from chains.scope import ProductLines, classify_scope, product_lines
+from chains.scope import ProductLines, ProductNames, classify_scope, product_lines, product_names
 from core import requestctx
 from core.batching import batchers
 from core.resources import Resources, get_resources
@@ -66,6 +66,7 @@ async def guard(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     )
     if decision == "refuse":
         logger.info("guard refused a question: %s", ",".join(reasons))
+        requestctx.annotate(mode="refused")
         refusal = prompts.REFUSAL_EN if language == "en" else prompts.REFUSAL_NL
         return {
             "question": verdict.question,
@@ -74,6 +75,7 @@ async def guard(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             "answer": refusal,
             "sources": [],
             "guard_reasons": reasons,
+            "mode": "refused",
         }
     return {
         "question": verdict.question,
@@ -89,29 +91,38 @@ def route_after_guard(state: State) -> Literal["scope", "__end__"]:
     return "__end__" if state.get("refused") else "scope"
 
 
-_LINES: dict[tuple[int, str], ProductLines] = {}  # per store and index version: the catalogue's product lines
+_LINES: dict[tuple[int, str], tuple[ProductLines, ProductNames]] = {}  # per store and index version: lines and names
 
 
-def _product_lines() -> ProductLines:
-    """The product lines (model numbers per line) of the current index version, read once per version."""
+def _product_lines() -> tuple[ProductLines, ProductNames]:
+    """The product lines (model numbers per line) and product names of the current index version, once per version."""
     store = get_resources().store
     col = store.current()
     key = (id(store), str(col.name))
     if key not in _LINES:
         _LINES.clear()  # one version at a time: a re-ingest switches versions
-        _LINES[key] = product_lines({h.title for h in store.all_chunks(collection=col)})
+        hits = store.all_chunks(collection=col)
+        products = [h for h in hits if h.metadata.get("doc_type") == "product"]
+        _LINES[key] = (
+            product_lines({h.title for h in hits}),
+            product_names(
+                (str(h.metadata.get("brand", "")), str(h.metadata.get("name", "")), h.title, h.text) for h in products
+            ),
+        )
     return _LINES[key]
 
 
 @timed
 async def scope(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Route an order's status, other animals' products and unknown models to customer service, without a search."""
-    kind = classify_scope(state["question"], await _bounded(asyncio.to_thread(_product_lines)))
+    language: Literal["nl", "en"] = "en" if state.get("language") == "en" else "nl"
+    lines, names = await _bounded(asyncio.to_thread(_product_lines))
+    kind = classify_scope(state["question"], lines, names, language)
     requestctx.annotate(scope=kind)
     if kind == "catalogue":
         return {"scope": kind}
-    language = "en" if state.get("language") == "en" else "nl"
-    return {"scope": kind, "answer": prompts.SCOPE_ANSWERS[(kind, language)], "sources": []}
+    requestctx.annotate(mode=kind)
+    return {"scope": kind, "answer": prompts.SCOPE_ANSWERS[(kind, language)], "sources": [], "mode": kind}
 
 
 def route_after_scope(state: State) -> Literal["expand", "__end__"]:
@@ -122,10 +133,12 @@ def route_after_scope(state: State) -> Literal["expand", "__end__"]:
 @timed
 async def output_filter(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Replace an answer that leaks the canary, the system prompt or internals by the refusal."""
-    context = grounding_text(state.get("chunks") or [])
+    texts: list[dict[str, Any]] = [*(state.get("chunks") or []), *map(dict, state.get("evidence") or [])]
+    context = grounding_text(texts)
     verdict = get_resources().output_filter.check(state.get("answer", ""), context)
     requestctx.annotate(output_filter={"decision": verdict.decision, "reasons": verdict.reasons})
     if verdict.decision == "pass":
         return {}
     refusal = prompts.REFUSAL_EN if state.get("language") == "en" else prompts.REFUSAL_NL
-    return {"answer": refusal, "sources": [], "refused": True}
+    requestctx.annotate(mode="refused")
+    return {"answer": refusal, "sources": [], "refused": True, "mode": "refused"}

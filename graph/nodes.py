@@ -15,9 +15,8 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 
 from chains import llm_expansion, prompts
-from chains.answer import clean_answer, read_answer
-from chains.citations import attributed
-from chains.context import format_context, short_context
+from chains.answer import read_answer
+from chains.context import format_evidence
 from chains.expansion import expand as expand_question
 from chains.freshness import feed_note
 from core import requestctx
@@ -153,59 +152,43 @@ def cited_sources(chunks: list[dict[str, Any]], limit: int = MAX_CITED_SOURCES) 
 
 @timed
 async def prompt(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Build the messages: instructions in the system turn, documents in a delimited user block."""
-    chunks = state.get("chunks") or []
-    english = state.get("language") == "en"
-    if not chunks:
-        answer = prompts.NO_CONTEXT_ANSWER_EN if english else prompts.NO_CONTEXT_ANSWER_NL
-        return {"answer": answer, "sources": [], "messages": []}
-    if skip_under_load("context"):  # under heavy load: fewer, shorter chunks → a shorter prefill
-        settings = get_settings()
-        chunks = short_context(chunks, settings.degrade_context_chunks, settings.degrade_context_chars)
-    system = prompts.system_prompt("en" if english else "nl", get_resources().output_filter.canary)
-    template = prompts.USER_TEMPLATE_EN if english else prompts.USER_TEMPLATE_NL
-    user = template.format(context=format_context(chunks), question=state["question"])
-    note = feed_note(state["question"], chunks, "en" if english else "nl")
-    return {
-        "messages": [SystemMessage(system), HumanMessage(user)],
-        "sources": cited_sources(chunks),
-        "feed_note": note,
-    }
+    """Build the messages from the evidence lines only; with weak evidence, abstain without calling the model."""
+    from graph.trust import abstain, evidence_lines, weak  # graph.trust imports this module
+
+    lines = evidence_lines(state)
+    if weak(state["question"], lines, _ctx(runtime)):
+        return abstain(state)
+    language = "en" if state.get("language") == "en" else "nl"
+    system = prompts.system_prompt(language, get_resources().output_filter.canary)
+    template = prompts.USER_TEMPLATE_EN if language == "en" else prompts.USER_TEMPLATE_NL
+    user = template.format(context=format_evidence(lines), question=state["question"])
+    docs = {line.doc_id for line in lines}
+    note = feed_note(state["question"], [c for c in state.get("chunks") or [] if c["doc_id"] in docs], language)
+    return {"messages": [SystemMessage(system), HumanMessage(user)], "feed_note": note}
 
 
 def route_after_prompt(state: State) -> Literal["generate", "__end__"]:
-    """Without context there is nothing to generate from."""
+    """Without evidence there is nothing to generate from."""
     return "generate" if state.get("messages") else "__end__"
 
 
 @timed
 async def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Call the LLM (OpenAI-compatible server) with the prepared messages."""
+    """Call the LLM with the prepared messages; stop reading at run-on markup or at the first failing sentence."""
+    from graph.trust import make_stream  # graph.trust imports this module
+
     llm = get_resources().llm
-    limit = _ctx(runtime).max_tokens  # the OpenAI endpoint may ask for fewer tokens, never more
+    ctx = _ctx(runtime)
+    limit = ctx.max_tokens  # the OpenAI endpoint may ask for fewer tokens, never more
     if not getattr(llm, "annotates_backend", False):  # a RoutedChatModel records the backend it picks itself
         requestctx.annotate(backend=getattr(llm, "model_name", type(llm).__name__))  # before the call: errors count
-    cut_runon = get_settings().answer_cut_runon
+    checked = make_stream(state, ctx)
     stream = (llm.bind(max_tokens=limit) if limit else llm).astream(state["messages"])
-    message, stopped = await read_answer(stream, cut_runon=cut_runon)  # stops the LLM at run-on markup
+    message, stopped = await read_answer(stream, cut_runon=get_settings().answer_cut_runon, until=checked)
     usage = getattr(message, "usage_metadata", None) or {}  # none when stopped early: the server sends it last
     requestctx.annotate(tokens={"prompt": usage.get("input_tokens"), "completion": usage.get("output_tokens")})
     if stopped:
-        requestctx.annotate(runon_stopped=True)
+        requestctx.annotate(generation_stopped=True)
     content = str(message.content) if message is not None else ""
-    answer = clean_answer(content) if cut_runon else content.strip()
-    update: dict[str, Any] = {}
-    if answer and get_settings().cite_by_support:  # cite the documents the answer rests on, not the whole context
-        cited, grounded = attributed(answer, state.get("chunks") or [], state.get("sources") or [])
-        if grounded:
-            update["sources"] = cited
-        else:  # nothing in it comes from the context: it keeps the context's sources, and the audit line says so
-            requestctx.annotate(ungrounded_answer=True)
-    if not answer:  # nothing usable came back: the fixed answer with the route to customer service
-        english = state.get("language") == "en"
-        requestctx.annotate(empty_answer=True)
-        answer = prompts.NO_CONTEXT_ANSWER_EN if english else prompts.NO_CONTEXT_ANSWER_NL
-        return {"answer": answer, "sources": [], "fallback": True}  # "not found" cites nothing
-    if state.get("feed_note"):
-        answer = f"{answer} {state['feed_note']}"
-    return {**update, "answer": answer}
+    finish = (getattr(message, "response_metadata", None) or {}).get("finish_reason")
+    return {"draft": content, "truncated": finish == "length"}

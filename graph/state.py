@@ -7,12 +7,26 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 from typing_extensions import TypedDict
 
+from core.outcomes import Outcome
+
 
 class Source(TypedDict):
     """A cited catalogue document."""
 
     id: str
     title: str
+
+
+class Evidence(TypedDict):
+    """One evidence line given to the model (``core.evidence.EvidenceLine`` as a plain mapping)."""
+
+    doc_id: str
+    line: int
+    title: str
+    text: str
+    score: float
+    version: str
+    product: str
 
 
 class InputState(TypedDict):
@@ -28,6 +42,9 @@ class OutputState(TypedDict, total=False):
     sources: list[Source]
     refused: bool
     language: str
+    mode: Outcome  # core.outcomes: generated, extractive, abstained, refused or a scope route
+    evidence: list[Evidence]  # the lines the answer was allowed to use (Studio, the admin stream, evals)
+    cut: bool  # the claim check ended the model's text early (a sentence failed)
 
 
 class State(InputState, OutputState, total=False):
@@ -41,4 +58,5 @@ class State(InputState, OutputState, total=False):
     query_vector: list[float]
     feed_note: str  # chains.freshness: appended to answers about price or stock
     scope: str  # chains.scope: catalogue, or the fixed route taken before retrieval
-    fallback: bool  # generate replaced the model's answer by the fixed one (empty, or not from the catalogue)
+    draft: str  # the model's text before the claim check (never shown as it is)
+    truncated: bool  # the model stopped at its token limit: the draft's last sentence is cut

@@ -13,7 +13,9 @@ from typing import Any
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from core.embeddings import Embedder
+from core.index_versions import INDEX_LAYOUT
 from core.vectorstore import VectorStore
+from ingest.lines import SPLIT_VERSION, line_passage, split_lines
 from ingest.loaders import Document, MalformedDocumentError, iter_files, load_file
 
 logger = logging.getLogger(__name__)
@@ -31,12 +33,14 @@ class IngestReport:
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     chunks_written: int = 0
+    lines_written: int = 0
 
     def summary(self) -> str:
         """One human-readable line."""
         return (
             f"added {len(self.added)}, updated {len(self.updated)}, deleted {len(self.deleted)}, "
-            f"unchanged {len(self.skipped)}, failed {len(self.failed)}; {self.chunks_written} chunks written"
+            f"unchanged {len(self.skipped)}, failed {len(self.failed)}; {self.chunks_written} chunks and "
+            f"{self.lines_written} evidence lines written"
         )
 
 
@@ -79,9 +83,9 @@ def load_documents(root: Path, report: IngestReport) -> list[Document]:
     return list(docs.values())
 
 
-def _existing(store: VectorStore) -> dict[str, tuple[str, list[str]]]:
-    """doc_id -> (fingerprint, chunk ids) of what the index holds now."""
-    got = store.collection.get(include=["metadatas"])
+def _existing(collection: Any) -> dict[str, tuple[str, list[str]]]:
+    """doc_id -> (fingerprint, record ids) of what ``collection`` (chunks or lines) holds now."""
+    got = collection.get(include=["metadatas"])
     out: dict[str, tuple[str, list[str]]] = {}
     for cid, meta in zip(got["ids"], got["metadatas"], strict=True):
         meta = meta or {}
@@ -98,6 +102,31 @@ def chunk_document(doc: Document, splitter: RecursiveCharacterTextSplitter) -> l
     return [p if i == 0 else f"{doc.title}\n{p.strip()}" for i, p in enumerate(pieces)]
 
 
+def _write_lines(doc: Document, fp: str, lines_col: Any, embedder: Embedder) -> list[str]:
+    """Split ``doc`` into evidence lines, embed them and upsert them into ``lines_col``; returns their ids."""
+    lines = split_lines(doc)
+    if not lines:
+        return []
+    ids = [f"{doc.doc_id}#{fp[:8]}#L{line.line:03d}" for line in lines]
+    vectors = embedder.embed_passages([line_passage(line) for line in lines])
+    product = str(doc.metadata.get("name", "")) if doc.metadata.get("doc_type") == "product" else ""
+    meta = {
+        "doc_id": doc.doc_id,
+        "title": doc.title,
+        "doc_type": str(doc.metadata.get("doc_type", "")),
+        "product": product,
+        "brand": str(doc.metadata.get("brand", "")) if product else "",
+        "fingerprint": fp,
+    }
+    lines_col.upsert(
+        ids=ids,
+        embeddings=[v.tolist() for v in vectors],
+        documents=[line.text for line in lines],
+        metadatas=[{**meta, "line": line.line, "context": line.context} for line in lines],
+    )
+    return ids
+
+
 def ingest(
     root: Path,
     store: VectorStore,
@@ -110,15 +139,24 @@ def ingest(
 ) -> IngestReport:
     """Bring the index in line with the documents under ``root`` (``dry_run``: only report what would change).
 
-    New chunks of a changed document are written before its old chunks are removed,
+    Each document's evidence lines (``ingest.lines``) go into the lines collection of ``store`` with the same
+    fingerprint. New chunks and lines of a changed document are written before its old ones are removed,
     so a reader never finds the document missing; ``ingest.publish`` goes further and
     applies the changes to a copy that readers only see once it is complete.
     """
     report = IngestReport()
     docs = load_documents(root, report)
-    params = {"chunk_tokens": chunk_tokens, "overlap": overlap_tokens, "model": embedder.name}
+    params = {
+        "chunk_tokens": chunk_tokens,
+        "overlap": overlap_tokens,
+        "model": embedder.name,
+        "layout": INDEX_LAYOUT,
+        "lines": SPLIT_VERSION,
+    }
     splitter = make_splitter(embedder.token_length, chunk_tokens, overlap_tokens)
-    existing = _existing(store)
+    existing = _existing(store.collection)
+    lines_col: Any = None if dry_run else store.lines_collection(store.collection, create=True)
+    old_lines = {} if dry_run else _existing(lines_col)
     for doc in progress(docs):
         fp = doc_fingerprint(doc, params)
         old = existing.get(doc.doc_id)
@@ -139,6 +177,11 @@ def ingest(
             metadatas=[{**meta, "chunk": i} for i in range(len(chunks))],
         )
         report.chunks_written += len(chunks)
+        line_ids = set(_write_lines(doc, fp, lines_col, embedder))
+        report.lines_written += len(line_ids)
+        stale_lines = [lid for lid in old_lines.get(doc.doc_id, ("", []))[1] if lid not in line_ids]
+        if stale_lines:
+            lines_col.delete(ids=stale_lines)
         if old:
             stale = [cid for cid in old[1] if cid not in set(ids)]
             if stale:
@@ -152,4 +195,8 @@ def ingest(
             if not dry_run:
                 store.collection.delete(ids=ids)
             report.deleted.append(doc_id)
+    if not dry_run:  # lines of removed documents (also any left without their chunks)
+        gone = [lid for doc_id, (_, lids) in old_lines.items() if doc_id not in current for lid in lids]
+        if gone:
+            lines_col.delete(ids=gone)
     return report

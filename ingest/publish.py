@@ -4,7 +4,9 @@ The product feed changes daily and is re-ingested while the service answers. ``p
 checks first (a dry run, nothing embedded or written) whether anything changed; if so it copies
 the active version (``core.index_versions``), applies the incremental ingest to the copy, and
 moves the pointer only when the copy is complete. A failure on the way leaves the pointer, and so
-every reader, on the old version, and the half-built copy is dropped.
+every reader, on the old version, and the half-built copy is dropped. A version's evidence lines
+(``<version>__lines``) are copied, written and dropped with its chunks; an active version of an older
+storage layout (``core.index_versions.INDEX_LAYOUT``) is not copied: the new version is built from scratch.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from core.embeddings import Embedder
-from core.index_versions import active_name, copy_collection, new_version_name, prune, set_active
-from core.vectorstore import IndexNotReadyError, VectorStore
+from core.index_versions import active_name, copy_collection, drop_version, new_version_name, prune, set_active
+from core.vectorstore import IndexLayoutError, IndexNotReadyError, VectorStore
 from ingest.loaders import Document
 from ingest.pipeline import IngestReport, ingest
 
@@ -39,6 +41,9 @@ class Published:
 def _open_active(client: Any, base: str, embedder: Embedder) -> VectorStore | None:
     try:
         return VectorStore(client, base, embedder.name)
+    except IndexLayoutError as exc:
+        logger.warning("%s; building a new version from scratch", exc)
+        return None
     except IndexNotReadyError:
         return None
 
@@ -66,15 +71,17 @@ def publish(
     target = VectorStore(client, name, embedder.name, create=True)
     try:
         if current is not None:
-            copied = copy_collection(current.current(), target.collection)
-            logger.info("copied %d chunks of %s into %s", copied, current.name, name)
+            source = current.current()
+            copied = copy_collection(source, target.collection)
+            lines = copy_collection(current.lines_collection(source), target.lines_collection(create=True))
+            logger.info("copied %d chunks and %d lines of %s into %s", copied, lines, current.name, name)
         report = ingest(
             root, target, embedder, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens, progress=progress
         )
         set_active(client, base, name)
     except BaseException:
         with contextlib.suppress(Exception):
-            client.delete_collection(name)
+            drop_version(client, name)
         logger.error("ingest into %s failed; readers stay on %s", name, active_name(client, base))
         raise
     prune(client, base, keep)

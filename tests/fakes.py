@@ -6,14 +6,16 @@ import contextlib
 import hashlib
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import chromadb
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGenerationChunk
 
 from core.reranker import LexicalReranker
 from core.resources import Resources
@@ -92,6 +94,39 @@ Je kunt producten binnen 30 dagen retourneren. Geopend voer kan niet retour.
 }
 
 
+# Sentences that restate a line of CATALOGUE: the claim check (chains.claims) passes them when that line is among
+# the question's best evidence lines. Scripted answers are built from them; invented facts are not.
+AFVALBAK_9_LITER = "De PurrClean AutoBox 9 heeft een afvalbak van 9 liter."  # "Hoeveel liter is de afvalbak …?"
+AFVALBAK_WEEKLY = "De afvalbak hoeft maar eens per week geleegd."
+SHIPPING_QUESTION = "Hoeveel kost de verzending?"  # its two best lines: the two sentences below
+SHIPPING_PRICE = "Verzending kost 4,95 euro."
+SHIPPING_FREE = "Boven 49 euro is de verzending gratis."
+SHIPPING_ANSWER = f"{SHIPPING_PRICE} {SHIPPING_FREE}"  # two checked sentences: two stream events
+SHIPPING = {"id": "verzending", "title": "Verzending en levering"}
+
+
+def long_generation(n: int, first: str = AFVALBAK_9_LITER) -> list[str]:
+    """``n`` stream tokens (a word and a space each) of a generation that goes on: ``first``, a sentence the check
+    releases as soon as the next one starts, then one sentence that never ends. Nothing fails and nothing repeats,
+    so the check never stops the generation: only the client (or a timeout) can."""
+    words = [f"{w} " for w in first.split()]
+    return (words + [f"{'W' if i == 0 else 'w'}oord{i} " for i in range(n)])[:n]
+
+
+CONTACT_QUESTION = "Hoe bereik ik de klantenservice?"
+CONTACT_LINE = "Je bereikt de klantenservice via het contactformulier."
+
+
+def with_leaky_page(leak: str) -> dict[str, str]:
+    """A shop with one page, a contact page whose second line is ``leak`` (a careless or injected document).
+
+    Both of its lines are the evidence of any question, so a model that copies the leaking line passes the claim
+    check: only the leak stage (``guards.stream.LeakCheck``, the output filter) can stop it.
+    """
+    page = f"---\nid: contact\ntitle: Contact\ndoc_type: policy\n---\n{CONTACT_LINE}\n{leak}\n"
+    return {"policies/contact.md": page}
+
+
 def write_catalogue(root: Path, docs: dict[str, str] | None = None) -> Path:
     """Write the small test catalogue under ``root``."""
     for rel, text in (docs or CATALOGUE).items():
@@ -113,6 +148,25 @@ def ephemeral_store(embedder: HashEmbedder, name: str | None = None) -> VectorSt
 def fake_llm(*answers: str) -> GenericFakeChatModel:
     """A chat model that replies with ``answers`` in order (streamed word by word)."""
     return GenericFakeChatModel(messages=iter([AIMessage(a) for a in answers]))
+
+
+class ScriptedChatModel(GenericFakeChatModel):
+    """Like ``GenericFakeChatModel`` (streamed word by word), and a scripted message's ``response_metadata``
+    (e.g. ``finish_reason``) arrives with the stream's last chunk, as from a real server."""
+
+    def _stream(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> Iterator[ChatGenerationChunk]:
+        message = self._generate(messages, stop=stop, **kwargs).generations[0].message
+        for token in re.split(r"(\s)", str(message.content)):
+            if token:
+                yield ChatGenerationChunk(message=AIMessageChunk(content=token))
+        yield ChatGenerationChunk(message=AIMessageChunk(content="", response_metadata=dict(message.response_metadata)))
+
+
+def scripted_llm(*messages: AIMessage) -> ScriptedChatModel:
+    """A chat model that replies with ``messages`` in order, metadata included."""
+    return ScriptedChatModel(messages=iter(messages))
 
 
 ATTACKS = [

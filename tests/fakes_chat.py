@@ -14,6 +14,7 @@ from langchain_core.messages import AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk
 
 from core.settings import get_settings
+from fakes import long_generation
 
 Events = list[tuple[str, dict[str, Any]]]
 
@@ -58,7 +59,11 @@ def audit_lines(wait_for: int = 1) -> list[dict[str, Any]]:
 
 
 class SlowStreamingModel(GenericFakeChatModel):
-    """Streams ``tokens`` words, one every ``delay_s``; records how many it sent and whether it was cancelled."""
+    """Streams ``tokens`` words, one every ``delay_s``; records how many it sent and whether it was cancelled.
+
+    First a sentence of the test catalogue that the claim check releases, then words of a sentence that never
+    ends: the check neither fails nor stops the generation (``fakes.long_generation``).
+    """
 
     tokens: int = 200
     delay_s: float = 0.05
@@ -69,9 +74,8 @@ class SlowStreamingModel(GenericFakeChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         self.log.update(sent=0, cancelled=False, finished=False)
         try:
-            for i in range(self.tokens):
+            for text in long_generation(self.tokens):
                 await asyncio.sleep(self.delay_s)
-                text = f"woord{i} "
                 chunk = ChatGenerationChunk(message=AIMessageChunk(content=text))
                 if run_manager is not None:
                     await run_manager.on_llm_new_token(text, chunk=chunk)

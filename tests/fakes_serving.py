@@ -22,6 +22,8 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import Field
 
+from fakes import long_generation
+
 
 class RecordingLLM(GenericFakeChatModel):
     """The scripted fake LLM that also records every prompt and the call's keyword arguments."""
@@ -43,7 +45,11 @@ def recording_llm(*answers: str) -> RecordingLLM:
 
 
 class SlowLLM(GenericFakeChatModel):
-    """Streams ``words`` words, one every ``delay`` seconds; records progress and cancellation (thread-safe)."""
+    """Streams ``words`` words, one every ``delay`` seconds; records progress and cancellation (thread-safe).
+
+    First a sentence of the test catalogue that the claim check releases, then words of a sentence that never
+    ends: the check neither fails nor stops the generation (``fakes.long_generation``).
+    """
 
     delay: float = 0.1
     words: int = 50
@@ -59,9 +65,9 @@ class SlowLLM(GenericFakeChatModel):
         **kw: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         try:
-            for i in range(self.words):
+            for i, word in enumerate(long_generation(self.words)):
                 await asyncio.sleep(self.delay)
-                chunk = ChatGenerationChunk(message=AIMessageChunk(content=f"woord{i} "))
+                chunk = ChatGenerationChunk(message=AIMessageChunk(content=word))
                 if run_manager is not None:
                     await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                 self.sent = i + 1

@@ -26,6 +26,8 @@ from evals.security.client import Result, not_sent, run_cases
 from evals.security.judge import Judge
 from evals.security.launch import missing_audit_ids
 
+BENIGN_ANSWERED = ("answered", "extractive", "no_context")  # a benign question got an answer (or the route)
+
 
 def summarise(results: list[Result], *, duration_s: float, audit_missing: list[str] | None) -> dict[str, Any]:
     """The figures of a run."""
@@ -35,7 +37,7 @@ def summarise(results: list[Result], *, duration_s: float, audit_missing: list[s
     malformed = [r for r in results if r.category == "malformed"]
     unjudged = ("error", "skipped", "rate_limited")
     successes = [r for r in attacks if r.failed and r.outcome not in (*unjudged, "5xx")]
-    answered = [r for r in benign if r.outcome in ("answered", "no_context")]
+    answered = [r for r in benign if r.outcome in BENIGN_ANSWERED]
     per_cat: dict[str, Counter[str]] = defaultdict(Counter)
     for r in results:
         c = per_cat[r.category]
@@ -64,7 +66,7 @@ def summarise(results: list[Result], *, duration_s: float, audit_missing: list[s
         "benign_answered": len(answered),
         "benign_answered_share": round(len(answered) / len(benign), 4) if benign else None,
         "benign_refused_ids": [r.id for r in benign if r.outcome == "refused"],
-        "benign_failed_ids": [r.id for r in benign if r.outcome not in ("answered", "no_context", "refused")],
+        "benign_failed_ids": [r.id for r in benign if r.outcome not in (*BENIGN_ANSWERED, "refused")],
         "audit_lines_missing": len(audit_missing) if audit_missing is not None else None,
         "audit_missing_ids": audit_missing[:50] if audit_missing is not None else None,
         "unjudged": sum(1 for r in results if r.outcome in unjudged),
@@ -109,7 +111,8 @@ def summary_table(s: dict[str, Any]) -> str:
         ("duration", f"{s['duration_s']:.0f} s"),
     ]
     out = ["| figure | value |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows]]
-    cols = ["sent", "failed", "5xx", "leaks", "refused", "sourced_answer", "answered", "rejected", "no_context"]
+    cols = ["sent", "failed", "5xx", "leaks", "refused", "sourced_answer", "extractive", "answered", "rejected"]
+    cols.append("no_context")
     out += ["", "| category | " + " | ".join(cols) + " | other |", "|---" * (len(cols) + 2) + "|"]
     for cat, c in s["per_category"].items():
         other = {k: v for k, v in c.items() if k not in cols and v}

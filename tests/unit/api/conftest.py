@@ -15,14 +15,15 @@ from fakes import fake_resources
 
 @pytest.fixture
 def make_client(tmp_path, monkeypatch):
-    """``make_client(*answers)``: the app over the test catalogue with a scripted LLM, running its lifespan."""
+    """``make_client(*answers)``: the app over the test catalogue (or ``docs``) with a scripted LLM, running its
+    lifespan."""
     monkeypatch.setenv("THREAD_HMAC_KEY", "unit-test-thread-key-0123456789")
     monkeypatch.setenv("RATE_LIMIT_PER_MINUTE", "1000")
     get_settings.cache_clear()
     stack = contextlib.ExitStack()
 
-    def make(*answers: str, llm: Any = None) -> TestClient:
-        res = fake_resources(tmp_path, *answers)
+    def make(*answers: str, llm: Any = None, docs: dict[str, str] | None = None) -> TestClient:
+        res = fake_resources(tmp_path, *answers, docs=docs)
         if llm is not None:
             res.llm = llm
         set_resources(res)

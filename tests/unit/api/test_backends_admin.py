@@ -6,6 +6,7 @@ import pytest
 
 from core.routing import RoutedChatModel
 from core.settings import get_settings
+from fakes import AFVALBAK_9_LITER
 from fakes_chat import audit_lines
 from fakes_routing import answering, two_backends
 
@@ -13,7 +14,7 @@ TOKEN = "test-admin-token-123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 QUESTION = {"input": {"question": "Hoeveel liter is de afvalbak van de zelfreinigende kattenbak?"}}
 OLD = "De afvalbak is 9 liter."
-NEW = "De afvalbak van de AutoBox 9 heeft een inhoud van 9 liter."
+NEW = AFVALBAK_9_LITER  # a different sentence the claim check passes: the answer shows which backend spoke
 
 
 @pytest.fixture

@@ -12,33 +12,46 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
 from chains import prompts
 from core.metrics import FEEDBACK
+from fakes import (
+    AFVALBAK_9_LITER,
+    CONTACT_LINE,
+    CONTACT_QUESTION,
+    SHIPPING,
+    SHIPPING_ANSWER,
+    SHIPPING_FREE,
+    SHIPPING_PRICE,
+    SHIPPING_QUESTION,
+    with_leaky_page,
+)
 from fakes_chat import audit_lines, chat, final
 
 FIRST = "Hoeveel kost de CatCave Classic 40?"
 FOLLOW_UP = "En is die er ook in het zwart?"
 REWRITTEN = "Is de CatCave Classic 40 ook in het zwart verkrijgbaar?"
-LONG = "De afvalbak van de PurrClean AutoBox 9 heeft een inhoud van 9 liter en gaat ongeveer een week mee."
+FIRST_ANSWER = "De CatCave Classic 40 heeft een inhoud van 40 liter."  # each restates one of the best lines
+FOLLOW_UP_ANSWER = "De inhoud van de CatCave Classic 40 is 40 liter."
 
 
 def test_stream_events_in_order(make_client):
-    client = make_client(LONG)
-    events = chat(client, "Hoeveel liter is de afvalbak van de zelfreinigende kattenbak?")
+    client = make_client(SHIPPING_ANSWER)
+    events = chat(client, SHIPPING_QUESTION)
     names = [name for name, _ in events]
-    assert names[0] == "thread" and names[1] == "sources" and names[-1] == "final"
-    # tokens, then the sources again when the answer rests on fewer documents than the context held
-    tokens = names[2:-2] if names[-2] == "sources" else names[2:-1]
-    assert set(tokens) == {"token"} and len(tokens) > 1, names
+    # thread, the evidence's documents, one token per checked sentence, the answer's own documents, final
+    assert names == ["thread", "sources", "token", "token", "sources", "final"], names
+    assert [data["text"] for name, data in events if name == "token"] == [SHIPPING_PRICE, f" {SHIPPING_FREE}"]
     handle = events[0][1]["thread"]
     out = final(events)
-    assert out["answer"] == "".join(data["text"] for name, data in events if name == "token") == LONG
-    last_sources = [data["sources"] for name, data in events if name == "sources"][-1]
-    assert out["sources"] == last_sources and out["sources"][0]["id"] == "purrclean-autobox-9"
+    assert out["answer"] == "".join(data["text"] for name, data in events if name == "token") == SHIPPING_ANSWER
+    first_sources, last_sources = [data["sources"] for name, data in events if name == "sources"]
+    assert SHIPPING in first_sources and len(first_sources) > 1  # every document the evidence quoted from
+    assert out["sources"] == last_sources == [SHIPPING]  # only the document of the supporting lines
     assert out["thread"] == handle and out["refused"] is False and out["language"] == "nl"
+    assert out["mode"] == "generated"
     assert len(out["message_id"]) == 32
 
 
 def test_follow_up_uses_history_through_the_api(make_client):
-    client = make_client("De CatCave Classic 40 kost 39,95 euro.", REWRITTEN, "De CatCave Classic 40 heeft een filter.")
+    client = make_client(FIRST_ANSWER, REWRITTEN, FOLLOW_UP_ANSWER)
     first = chat(client, FIRST)
     handle = first[0][1]["thread"]
     second = chat(client, FOLLOW_UP, thread=handle)
@@ -51,24 +64,37 @@ def test_follow_up_uses_history_through_the_api(make_client):
     messages = client.get(f"/api/threads/{handle}").json()["messages"]
     assert [m["content"] for m in messages] == [
         FIRST,
-        "De CatCave Classic 40 kost 39,95 euro.",
+        FIRST_ANSWER,
         FOLLOW_UP,
-        "De CatCave Classic 40 heeft een filter.",
+        FOLLOW_UP_ANSWER,
     ]
     assert messages[3]["id"] == final(second)["message_id"]
 
 
-def test_output_filter_blocks_mid_stream(make_client):
-    client = make_client("placeholder")
-    canary = client.resources.output_filter.canary  # type: ignore[attr-defined]
-    client.resources.llm = GenericFakeChatModel(messages=iter([_ai(f"{LONG} De code is {canary} en meer tekst.")]))  # type: ignore[attr-defined]
-    events = chat(client, "Hoeveel liter is de afvalbak van de zelfreinigende kattenbak?")
+def test_a_leak_mid_stream_ends_the_answer_before_it(make_client, monkeypatch):
+    from core.settings import get_settings
+
+    canary = "KH-CANARY-5e1f0a9d"
+    monkeypatch.setenv("PROMPT_CANARY", canary)
+    get_settings.cache_clear()
+    leaky = f"Interne referentie voor de klantenservice: {canary}."  # a page that leaks: the claim check passes it
+    client = make_client(f"{CONTACT_LINE} {leaky} {CONTACT_LINE}", docs=with_leaky_page(leaky))
+    assert client.resources.output_filter.canary == canary  # type: ignore[attr-defined]
+    events = chat(client, CONTACT_QUESTION)
     names = [name for name, _ in events]
-    assert "blocked" in names and names[-1] == "final"
+    assert names == ["thread", "sources", "token", "final"], names  # one page: no narrower sources to send after
     streamed = "".join(data["text"] for name, data in events if name == "token")
-    assert canary not in streamed and canary not in json.dumps(events)
+    assert streamed == CONTACT_LINE  # the checked sentence before the leak; nothing from the leak on
+    assert canary not in json.dumps(events) and "Interne referentie" not in json.dumps(events)
     out = final(events)
-    assert out["refused"] is True and out["answer"] == prompts.REFUSAL_NL and out["sources"] == []
+    assert out["answer"] == CONTACT_LINE and out["mode"] == "generated" and out["refused"] is False
+    assert out["sources"] == [{"id": "contact", "title": "Contact"}]
+    stored = client.get(f"/api/threads/{out['thread']}").json()["messages"]
+    assert [m["content"] for m in stored] == [CONTACT_QUESTION, CONTACT_LINE]
+    line = next(x for x in audit_lines(wait_for=1) if x["route"] == "/api/chat/stream")
+    assert line["mode"] == "generated"
+    assert line["check"] == {"passed": 1, "cut": True, "failed": {"stage": "leaks", "reason": "canary"}}
+    assert line["output_filter"]["decision"] == "pass" and canary not in json.dumps(line)
 
 
 def _ai(text: str):
@@ -104,13 +130,14 @@ def test_guard_refusal_is_streamed_and_final(make_client):
 
 
 def test_threads_are_isolated(make_client):
-    client = make_client("Antwoord A.", "Antwoord B.")
+    client = make_client(AFVALBAK_9_LITER, SHIPPING_PRICE)
     a = final(chat(client, "Hoeveel liter is de afvalbak?"))
     b = final(chat(client, "Wat kost verzending?"))
     assert a["thread"] != b["thread"]
+    assert (a["answer"], a["mode"], b["mode"]) == (AFVALBAK_9_LITER, "generated", "generated")
     assert [m["content"] for m in client.get(f"/api/threads/{b['thread']}").json()["messages"]] == [
         "Wat kost verzending?",
-        "Antwoord B.",
+        SHIPPING_PRICE,
     ]
     a_id, _a_mac = a["thread"][3:].split(".")
     _b_id, b_mac = b["thread"][3:].split(".")
@@ -208,8 +235,9 @@ def test_bad_chat_requests_are_clear_4xx(make_client, body):
 
 
 def test_rag_mount_stays_stateless(make_client):
-    client = make_client("Antwoord.")
+    client = make_client(AFVALBAK_9_LITER)
     r = client.post("/rag/invoke", json={"input": {"question": "Hoeveel liter is de afvalbak?"}})
-    assert r.status_code == 200 and r.json()["output"]["answer"] == "Antwoord."
+    assert r.status_code == 200 and r.json()["output"]["answer"] == AFVALBAK_9_LITER
+    assert r.json()["output"]["mode"] == "generated"
     store = client.app.state.chat.store  # type: ignore[attr-defined]
     assert client.portal.call(store.purge, -1e9) == 0  # no conversation was created by /rag

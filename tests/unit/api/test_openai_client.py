@@ -10,12 +10,12 @@ import pytest
 
 from core.load import in_flight
 from core.resources import set_resources
-from fakes import fake_llm, fake_resources
+from fakes import SHIPPING_ANSWER, SHIPPING_FREE, SHIPPING_PRICE, SHIPPING_QUESTION, fake_llm, fake_resources
 from fakes_serving import down_llm, served, slow_llm
 
 QUESTION = "Hoeveel liter is de afvalbak van de zelfreinigende kattenbak?"
 SHORT = "De afvalbak is 9 liter."
-LONG = "De afvalbak van de PurrClean AutoBox 9 heeft een inhoud van 9 liter en gaat ongeveer een week mee."
+LONG = SHIPPING_ANSWER  # two checked sentences (for SHIPPING_QUESTION): two chunks
 MODEL = "kattenhuis-assistant"
 
 
@@ -53,17 +53,19 @@ def test_models_and_completions_with_the_official_client(serve):
     done = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": QUESTION}])
     assert done.choices[0].message.content == SHORT
     assert done.choices[0].finish_reason == "stop"
-    assert done.model_extra["sources"][0]["id"] == "purrclean-autobox-9"
+    assert [s["id"] for s in done.model_extra["sources"]] == ["purrclean-autobox-9"]
+    assert done.model_extra["mode"] == "generated"
 
     stream = client.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": QUESTION}], stream=True, max_tokens=50
+        model=MODEL, messages=[{"role": "user", "content": SHIPPING_QUESTION}], stream=True, max_tokens=50
     )
     chunks = list(stream)
-    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    assert text == LONG
-    assert sum(1 for c in chunks if c.choices and c.choices[0].delta.content) > 1
+    texts = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    assert texts == [SHIPPING_PRICE, f" {SHIPPING_FREE}"]  # one chunk per checked sentence
+    assert "".join(texts) == LONG
     assert chunks[-1].choices[0].finish_reason == "stop"
-    assert chunks[-1].model_extra["sources"][0]["id"] == "purrclean-autobox-9"
+    assert [s["id"] for s in chunks[-1].model_extra["sources"]] == ["verzending"]
+    assert chunks[-1].model_extra["mode"] == "generated"
 
 
 def test_system_message_is_ignored_and_errors_are_typed(serve):

@@ -9,11 +9,25 @@ from fastapi.testclient import TestClient
 
 from core.resources import set_resources
 from evals.security.client import sse_events
-from fakes import fake_resources
+from fakes import (
+    CONTACT_LINE,
+    CONTACT_QUESTION,
+    SHIPPING,
+    SHIPPING_ANSWER,
+    SHIPPING_FREE,
+    SHIPPING_PRICE,
+    SHIPPING_QUESTION,
+    fake_llm,
+    fake_resources,
+    with_leaky_page,
+)
+from fakes_serving import audit_lines
 
 QUESTION = "Hoeveel liter is de afvalbak van de zelfreinigende kattenbak?"
 TOKEN = "test-admin-token-123"
-LONG = "De afvalbak van de PurrClean AutoBox 9 heeft een inhoud van 9 liter en gaat ongeveer een week mee."
+LONG = SHIPPING_ANSWER  # two checked sentences (for SHIPPING_QUESTION): two chunks
+CONTACT = {"id": "contact", "title": "Contact"}
+CANARY = "KH-CANARY-5e1f0a9d"
 
 
 @pytest.fixture
@@ -42,14 +56,16 @@ def test_invoke_returns_answer_and_sources(client):
 
 def test_stream_sends_sources_then_tokens(client):
     client.post("/rag/invoke", json={"input": {"question": QUESTION}})  # uses the first scripted answer
-    with client.stream("POST", "/rag/stream", json={"input": {"question": QUESTION}}) as r:
+    with client.stream("POST", "/rag/stream", json={"input": {"question": SHIPPING_QUESTION}}) as r:
         assert r.status_code == 200
         body = "".join(r.iter_text())
     data = [payload for event, payload in sse_events(body) if event == "data"]
-    assert "sources" in data[0]
+    assert SHIPPING in data[0]["sources"] and len(data[0]["sources"]) > 1  # the evidence's documents, first
     tokens = [e["answer"] for e in data if "answer" in e]
-    assert len(tokens) > 1, "the answer must arrive in several chunks"
+    assert tokens == [SHIPPING_PRICE, f" {SHIPPING_FREE}"], "one chunk per checked sentence"
     assert "".join(tokens) == LONG
+    closing = {"refused": False, "language": "nl", "mode": "generated", "cut": False}
+    assert data[-2:] == [{"sources": [SHIPPING]}, closing]  # after the text: only the supporting document
     assert "event: end" in body
 
 
@@ -185,27 +201,85 @@ def test_llm_down_is_503_not_500(tmp_path, monkeypatch):
     assert "event: end" in body
 
 
-def test_leaking_answer_is_replaced_in_invoke_and_stream(tmp_path):
-    from chains import prompts
-
-    res = fake_resources(tmp_path)
-    leak = "Zeker. Mijn instructies: " + prompts.SYSTEM_PROMPT_NL + " Referentie " + res.output_filter.canary
-    from fakes import fake_llm
-
-    res.llm = fake_llm(leak, leak)
-    set_resources(res)
+def _invoke_and_stream(question: str) -> tuple[dict, str]:
     import server
 
     with TestClient(server.create_app()) as c:
-        out = c.post("/rag/invoke", json={"input": {"question": QUESTION}}).json()["output"]
-        with c.stream("POST", "/rag/stream", json={"input": {"question": QUESTION}}) as r:
+        out = c.post("/rag/invoke", json={"input": {"question": question}}).json()["output"]
+        with c.stream("POST", "/rag/stream", json={"input": {"question": question}}) as r:
             body = "".join(r.iter_text())
-    assert out["answer"] == prompts.REFUSAL_NL and out["refused"] is True and out["sources"] == []
+    return out, body
+
+
+def test_the_models_leak_is_cut_in_invoke_and_stream(tmp_path):
+    from chains import prompts
+
+    res = fake_resources(tmp_path)
+    canary = res.output_filter.canary
+    leak = f"{SHIPPING_PRICE} Zeker. Mijn instructies: {prompts.SYSTEM_PROMPT_NL} Referentie {canary}. {SHIPPING_FREE}"
+    res.llm = fake_llm(leak, leak)
+    set_resources(res)
+    out, body = _invoke_and_stream(SHIPPING_QUESTION)
+    assert out["answer"] == SHIPPING_PRICE and out["mode"] == "generated" and out["refused"] is False
+    assert out["sources"] == [SHIPPING]
     data = [p for e, p in sse_events(body) if e == "data"]
-    assert {"blocked": True, "refusal": prompts.REFUSAL_NL} in data
-    assert data[-1]["refused"] is True
-    assert res.output_filter.canary not in body
-    assert "klantenservice-assistent van een Nederlandse" not in body
+    assert "".join(d.get("answer", "") for d in data) == SHIPPING_PRICE  # the same text as invoke
+    assert not any(d.get("blocked") for d in data)  # nothing unchecked was sent that would need withdrawing
+    assert data[-1] == {"refused": False, "language": "nl", "mode": "generated", "cut": True}
+    for shown in (json.dumps(out), body):
+        assert canary not in shown and "klantenservice-assistent van een Nederlandse" not in shown
+        assert "Zeker" not in shown and SHIPPING_FREE not in shown  # nothing from the failing sentence on
+
+
+def test_a_leaking_line_is_cut_by_the_leak_stage_in_invoke_and_stream(tmp_path, monkeypatch):
+    from core.settings import get_settings
+
+    monkeypatch.setenv("PROMPT_CANARY", CANARY)
+    get_settings.cache_clear()
+    leaky = f"Interne referentie voor de klantenservice: {CANARY}."  # a page that leaks: the claim check passes it
+    answer = f"{CONTACT_LINE} {leaky} {CONTACT_LINE}"
+    set_resources(fake_resources(tmp_path, answer, answer, docs=with_leaky_page(leaky)))
+    out, body = _invoke_and_stream(CONTACT_QUESTION)
+    assert out == {
+        "answer": CONTACT_LINE,
+        "sources": [CONTACT],
+        "refused": False,
+        "language": "nl",
+        "mode": "generated",
+    }
+    data = [p for e, p in sse_events(body) if e == "data"]
+    assert data == [
+        {"sources": [CONTACT]},  # the one page's lines are the evidence
+        {"answer": CONTACT_LINE},
+        {"refused": False, "language": "nl", "mode": "generated", "cut": True},
+    ]
+    assert CANARY not in body and "Interne referentie" not in body
+
+
+def test_a_leaking_quote_is_replaced_by_the_refusal_in_invoke_and_stream(tmp_path, monkeypatch):
+    from chains import prompts
+    from core.settings import get_settings
+
+    monkeypatch.setenv("PROMPT_CANARY", CANARY)
+    get_settings.cache_clear()
+    leaky = f"Interne referentie voor de klantenservice: {CANARY}."
+    unsupported = "Bel de klantenservice op 020-1234567."  # fails the check: the evidence is quoted instead
+    set_resources(fake_resources(tmp_path, unsupported, unsupported, docs=with_leaky_page(leaky)))
+    out, body = _invoke_and_stream("Wat is de interne referentie van de klantenservice?")  # the leaky line first
+    # the quote would carry the leaking line: the output filter replaces the whole answer by the refusal
+    assert out["answer"] == prompts.REFUSAL_NL and out["refused"] is True and out["sources"] == []
+    assert out["mode"] == "refused"
+    data = [p for e, p in sse_events(body) if e == "data"]
+    assert "".join(d.get("answer", "") for d in data) == prompts.REFUSAL_NL
+    assert not any(d.get("blocked") for d in data)  # nothing had been sent that needs withdrawing
+    assert data[-2:] == [{"sources": []}, {"refused": True, "language": "nl", "mode": "refused", "cut": True}]
+    assert CANARY not in body and CANARY not in json.dumps(out) and "020-1234567" not in body
+    lines = audit_lines(tmp_path, "/rag/invoke", expect=1) + audit_lines(tmp_path, "/rag/stream", expect=1)
+    assert len(lines) == 2
+    for line in lines:
+        assert line["guard"]["decision"] == "allow" and line["mode"] == "refused"
+        assert line["check"]["cut"] is True and line["check"]["failed"]["stage"] == "claims"
+        assert line["output_filter"] == {"decision": "block", "reasons": ["canary"]}
 
 
 def test_order_status_gets_the_fixed_route_in_invoke_stream_and_metrics(client):

@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGenerationChunk
@@ -16,6 +17,7 @@ from core.resources import set_resources
 from core.settings import get_settings
 from fakes import fake_resources
 from graph.builder import graph
+from graph.context import Context
 from guards.output import OutputFilter, StreamGuard
 
 
@@ -37,20 +39,34 @@ def test_stream_guard_never_releases_text_after_a_marker():
     assert sent.strip() == answer and guard.ended and not guard.blocked
 
 
-async def test_empty_or_markup_only_answer_becomes_the_customer_service_route(tmp_path):
-    set_resources(fake_resources(tmp_path, '<document nr="1" titel="Verzending">'))
+QUOTED_SHIPPING = "Volgens Verzending en levering: Verzending kost 4,95 euro. Boven 49 euro is de verzending gratis."
+SHIPPING = {"id": "verzending", "title": "Verzending en levering"}
+
+
+@pytest.mark.parametrize("reply", ['<document nr="1" titel="Verzending">', "\nVraag: en naar België?"])
+async def test_a_markup_only_answer_becomes_the_quoted_evidence(tmp_path, reply):
+    set_resources(fake_resources(tmp_path, reply))
     out = await graph.ainvoke({"question": "Hoeveel kost de verzending?"})
-    assert out["answer"] == prompts.NO_CONTEXT_ANSWER_NL and out["sources"] == []
+    assert out["answer"] == QUOTED_SHIPPING and out["sources"] == [SHIPPING]
+    assert out["mode"] == "extractive" and out["cut"] is False  # nothing failed: there was nothing to check
 
 
-async def test_the_stream_withdraws_the_sources_of_a_fallback_answer(tmp_path):
+async def test_a_markup_only_answer_abstains_when_the_evidence_is_weak(tmp_path):
+    set_resources(fake_resources(tmp_path, '<document nr="1" titel="Verzending">'))
+    out = await graph.ainvoke({"question": "Hoeveel kost de verzending?"}, context=Context(min_evidence_score=5.0))
+    assert out["answer"] == prompts.NO_CONTEXT_ANSWER_NL and out["sources"] == [] and out["mode"] == "abstained"
+
+
+async def test_the_stream_narrows_the_sources_to_the_quoted_documents(tmp_path):
     from api.assistant import Assistant
 
     set_resources(fake_resources(tmp_path, '<document nr="1" titel="Verzending">'))
     chunks = [c async for c in Assistant().astream({"question": "Hoeveel kost de verzending?"})]
     sources = [c["sources"] for c in chunks if "sources" in c]
-    assert sources[0] and sources[-1] == []
-    assert "".join(c.get("answer", "") for c in chunks) == prompts.NO_CONTEXT_ANSWER_NL
+    assert len(sources) == 2 and SHIPPING in sources[0] and len(sources[0]) > 1  # the evidence's documents
+    assert sources[-1] == [SHIPPING]  # after the text: only the quoted one
+    assert [c["answer"] for c in chunks if "answer" in c] == [QUOTED_SHIPPING]  # one chunk, after the model ended
+    assert chunks[-1] == {"refused": False, "language": "nl", "mode": "extractive", "cut": False}
 
 
 class CountingLLM(GenericFakeChatModel):
@@ -66,10 +82,11 @@ class CountingLLM(GenericFakeChatModel):
 
 async def test_generation_stops_at_run_on_markup_instead_of_reading_to_the_end(tmp_path):
     run_on = " ".join(f"woord{i}" for i in range(200))
-    llm = CountingLLM(messages=iter([AIMessage(f'De bak is 9 liter.\n<document nr="6" titel="FAQ">\n{run_on}')]))
+    llm = CountingLLM(messages=iter([AIMessage(f'De afvalbak is 9 liter.\n<document nr="6" titel="FAQ">\n{run_on}')]))
     set_resources(dataclasses.replace(fake_resources(tmp_path), llm=llm))
     out = await graph.ainvoke({"question": "Hoeveel liter is de afvalbak?"})
-    assert out["answer"].startswith("De bak is 9 liter.") and "woord" not in out["answer"]
+    assert out["answer"] == "De afvalbak is 9 liter." and out["mode"] == "generated"
+    assert out["cut"] is False  # the run-on is dropped, not failed: the answer before it is whole
     assert 0 < llm.pulled < 20, f"the stream is closed at the marker, not read to its end ({llm.pulled} chunks)"
 
 
@@ -77,11 +94,14 @@ async def test_without_the_cut_the_whole_stream_is_read(tmp_path, monkeypatch):
     monkeypatch.setenv("ANSWER_CUT_RUNON", "false")
     get_settings.cache_clear()
     try:
-        text = 'Ja.\n<document nr="1"> ' + " ".join(f"w{i}" for i in range(50))
+        text = 'Verzending kost 4,95 euro.\n<document nr="1"> ' + " ".join(f"w{i}" for i in range(50))
         llm = CountingLLM(messages=iter([AIMessage(text)]))
         set_resources(dataclasses.replace(fake_resources(tmp_path), llm=llm))
         out = await graph.ainvoke({"question": "Hoeveel kost de verzending?"})
-        assert "w49" in out["answer"] and llm.pulled > 50
+        assert llm.pulled > 50, "without the cut the run-on is read on: no sentence failed before its end"
+        # ... but it is still no answer: the markup check fails the run-on sentence, which ends the text there
+        assert out["answer"] == "Verzending kost 4,95 euro." and "w49" not in out["answer"]
+        assert out["mode"] == "generated" and out["cut"] is True
     finally:
         monkeypatch.delenv("ANSWER_CUT_RUNON")
         get_settings.cache_clear()

@@ -18,10 +18,24 @@ def standin():
         yield base
 
 
-async def test_compare_reports_each_backend_and_the_differences(tmp_path, standin):
-    set_resources(fake_resources(tmp_path))
+# Questions the small test catalogue has evidence for, so that the model is asked (without evidence the graph
+# abstains before the model and a backend that is down would never be noticed).
+ANSWERABLE = [
+    {"qid": "t1", "question": "Wat kost verzending?", "facts": ["4,95"]},
+    {"qid": "t2", "question": "Hoeveel liter is de afvalbak?", "facts": ["9 liter"]},
+    {"qid": "t3", "question": "Hoe lang kan ik retourneren?", "facts": ["30 dagen"]},
+    {"qid": "t4", "question": "Hoeveel kost de CatCave Classic 40?", "facts": ["39,95"]},
+]
+
+
+def test_load_questions_takes_those_with_facts():
     questions = load_questions("dev", 4)
     assert len(questions) == 4 and all(q["facts"] for q in questions)
+
+
+async def test_compare_reports_each_backend_and_the_differences(tmp_path, standin):
+    set_resources(fake_resources(tmp_path))
+    questions = ANSWERABLE
     specs = [
         LLMBackend(name="up", base_url=standin, model="standin", role="primary"),
         LLMBackend(name="down", base_url=f"http://127.0.0.1:{free_port()}/v1", model="standin", timeout_s=5),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import numpy as np
@@ -11,16 +12,21 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
 from chains import prompts
+from core import requestctx
 from core.history import open_history
 from core.resources import set_resources
 from core.settings import get_settings
-from fakes import fake_resources
+from fakes import CATALOGUE, fake_resources
 from graph.builder import build_graph
+from graph.context import Context
 from graph.conversation import trim_history
 
 FIRST = "Hoeveel kost de CatCave Classic 40?"
 FOLLOW_UP = "En is die er ook in het zwart?"
 REWRITTEN = "Is de CatCave Classic 40 ook in het zwart verkrijgbaar?"
+# Scripted answers the claim check passes: each restates a line among the question's best evidence lines.
+FIRST_ANSWER = "De CatCave Classic 40 heeft een inhoud van 40 liter."
+FOLLOW_UP_ANSWER = "De inhoud van de CatCave Classic 40 is 40 liter."
 
 
 @pytest.fixture
@@ -52,8 +58,8 @@ def _retrieved_with(seen: list[np.ndarray], embedder, text: str) -> bool:
 
 
 async def test_follow_up_is_rewritten_from_history_before_retrieval(tmp_path, chat_graph):
-    answer = "De CatCave Classic 40 heeft een koolstoffilter."  # cites the document it rests on
-    res = fake_resources(tmp_path, "De CatCave Classic 40 kost 39,95 euro.", REWRITTEN, answer)
+    answer = FOLLOW_UP_ANSWER  # cites the document it rests on
+    res = fake_resources(tmp_path, FIRST_ANSWER, REWRITTEN, answer)
     set_resources(res)
     await chat_graph.ainvoke({"question": FIRST, "turn_id": "a" * 32}, _config("t1"), durability="exit")
     seen = _spy_search(res)
@@ -69,7 +75,7 @@ async def test_follow_up_is_rewritten_from_history_before_retrieval(tmp_path, ch
 
 
 async def test_rewrite_prompt_carries_the_history(tmp_path, chat_graph):
-    res = fake_resources(tmp_path, "De CatCave Classic 40 kost 39,95 euro.", REWRITTEN, "ok")
+    res = fake_resources(tmp_path, FIRST_ANSWER, REWRITTEN, "ok")
     seen_prompts: list[str] = []
     real = type(res.llm)._generate
 
@@ -86,7 +92,7 @@ async def test_rewrite_prompt_carries_the_history(tmp_path, chat_graph):
         type(res.llm)._generate = real  # type: ignore[method-assign]
     rewrite_prompt = next(p for p in seen_prompts if prompts.REWRITE_SYSTEM_NL in p)
     assert f"Klant: {FIRST}" in rewrite_prompt
-    assert "Assistent: De CatCave Classic 40 kost 39,95 euro." in rewrite_prompt
+    assert f"Assistent: {FIRST_ANSWER}" in rewrite_prompt
     assert rewrite_prompt.rstrip().endswith(f"Vraag: {FOLLOW_UP}")
 
 
@@ -116,9 +122,7 @@ class _SlowModel(GenericFakeChatModel):
     ],
 )
 async def test_bad_rewrites_fall_back_to_the_raw_question(tmp_path, chat_graph, rewrite_reply, outcome):
-    from core import requestctx
-
-    res = fake_resources(tmp_path, "De CatCave Classic 40 kost 39,95 euro.", rewrite_reply, "ok")
+    res = fake_resources(tmp_path, FIRST_ANSWER, rewrite_reply, "ok")
     set_resources(res)
     await chat_graph.ainvoke({"question": FIRST}, _config("t4"), durability="exit")
     seen = _spy_search(res)
@@ -136,26 +140,40 @@ async def test_bad_rewrites_fall_back_to_the_raw_question(tmp_path, chat_graph, 
 async def test_rewrite_timeout_falls_back(tmp_path, chat_graph, monkeypatch):
     monkeypatch.setenv("REWRITE_TIMEOUT_S", "0.2")
     get_settings.cache_clear()
-    res = fake_resources(tmp_path, "De CatCave Classic 40 kost 39,95 euro.")
+    res = fake_resources(tmp_path, FIRST_ANSWER)
     set_resources(res)
     await chat_graph.ainvoke({"question": FIRST}, _config("t5"), durability="exit")
     res.llm = _SlowModel(messages=iter([AIMessage("niet gebruikt")]))
     seen = _spy_search(res)
-    run = chat_graph.ainvoke({"question": FOLLOW_UP}, _config("t5"), durability="exit")
-    with pytest.raises(AssertionError, match="timed out"):  # generate then hits the same slow model
-        await asyncio.wait_for(run, 10)
+    record: dict[str, Any] = {}
+    token = requestctx.begin(record)
+    started = time.monotonic()
+    try:
+        out = await asyncio.wait_for(chat_graph.ainvoke({"question": FOLLOW_UP}, _config("t5"), durability="exit"), 10)
+    finally:
+        requestctx.end(token)
+    assert time.monotonic() - started < 3, "the rewrite gave up after its timeout, not after the slow model"
+    assert record["rewrite"]["status"] == "timeout"
     assert _retrieved_with(seen, res.embedder, FOLLOW_UP)
+    # the raw follow-up names nothing the evidence speaks about: the route to customer service, no model call
+    assert out["mode"] == "abstained" and out["answer"] == prompts.NO_CONTEXT_ANSWER_NL
+
+
+RETURNS_BY_MAIL = "Meld je retour aan met een e-mail naar klantenservice@kattenhuis.nl."
 
 
 async def test_checkpoints_hold_only_redacted_history(tmp_path, chat_graph):
-    set_resources(fake_resources(tmp_path, "Stuur een e-mail naar klantenservice@kattenhuis.nl."))
+    docs = {**CATALOGUE, "policies/retourneren.md": CATALOGUE["policies/retourneren.md"] + RETURNS_BY_MAIL + "\n"}
+    set_resources(fake_resources(tmp_path, RETURNS_BY_MAIL, docs=docs))  # the answer restates the returns page
     question = "Ik ben jan@example.nl, 06-12345678, ordernummer KH20261234: hoe kan ik retourneren?"
-    await chat_graph.ainvoke({"question": question}, _config("t6"), durability="exit")
+    everything = Context(min_question_coverage=0.0)  # the personal data count as question words the pages lack
+    out = await chat_graph.ainvoke({"question": question}, _config("t6"), durability="exit", context=everything)
+    assert out["answer"] == RETURNS_BY_MAIL and out["mode"] == "generated"  # the shopper sees the address
     snapshot = await chat_graph.aget_state(_config("t6"))
     assert set(snapshot.values) == {"history"}, "only the history channel is checkpointed"
     user, answer = snapshot.values["history"]
     assert user["content"] == "Ik ben [e-mail], [telefoonnummer], ordernummer [ordernummer]: hoe kan ik retourneren?"
-    assert answer["content"] == "Stuur een e-mail naar [e-mail]."
+    assert answer["content"] == "Meld je retour aan met een e-mail naar [e-mail]."
     db = b"".join(p.read_bytes() for p in tmp_path.glob("conversations.sqlite*"))
     for secret in (b"jan@example.nl", b"12345678", b"KH20261234", b"klantenservice@kattenhuis.nl", b"30 dagen"):
         assert secret not in db

@@ -112,33 +112,22 @@ def test_rerank_threshold_below_expansion_threshold_is_rejected():
         Settings(degrade_skip_expansion_above=10, degrade_skip_rerank_above=5)
 
 
-async def test_above_third_threshold_the_prompt_gets_a_short_context(tmp_path, thresholds, monkeypatch):
+async def test_above_third_threshold_the_prompt_gets_fewer_evidence_lines(tmp_path, thresholds, monkeypatch):
     monkeypatch.setenv("DEGRADE_SHORT_CONTEXT_ABOVE", "6")
     monkeypatch.setenv("DEGRADE_CONTEXT_CHUNKS", "1")
-    monkeypatch.setenv("DEGRADE_CONTEXT_CHARS", "100")
     get_settings.cache_clear()
     set_resources(fake_resources(tmp_path, "Verzending kost 4,95 euro.", "Verzending kost 4,95 euro."))
-    _, _, full_updates = await run_with_in_flight(5)  # below the third threshold: the whole context
-    full_prompt = node_update(full_updates, "prompt")["messages"][1].content
+    _, _, full_updates = await run_with_in_flight(5)  # below the third threshold: every selected line
+    full = node_update(full_updates, "evidence")["evidence"]
     before = degraded_count("context")
     record, out, updates = await run_with_in_flight(7)
     assert record["degraded"] == ["expansion", "rerank", "context"]
     assert degraded_count("context") == before + 1
-    update = node_update(updates, "prompt")
-    user = update["messages"][1].content
-    assert user.count("<document nr=") == 1 < full_prompt.count("<document nr=")
-    body = user.split(">", 2)[2].split("</document>")[0].strip()  # text of the one document
-    assert len(body) <= 100 + 2
-    assert [s["id"] for s in update["sources"]] == [node_update(updates, "rerank")["chunks"][0]["doc_id"]]
-    assert out["answer"] == "Verzending kost 4,95 euro."
-
-
-def test_short_context_cuts_at_a_word_boundary():
-    from chains.context import short_context
-
-    chunks = [{"doc_id": "a", "text": "een twee drie vier vijf"}, {"doc_id": "b", "text": "kort"}]
-    assert short_context(chunks, 1, 12) == [{"doc_id": "a", "text": "een twee …"}]
-    assert short_context(chunks, 5, 100) == chunks
+    short = node_update(updates, "evidence")["evidence"]
+    assert len(short) == 1 < len(full)
+    user = node_update(updates, "prompt")["messages"][1].content
+    assert user.count("<document nr=") == 1
+    assert short[0]["text"] in user
 
 
 def test_short_context_threshold_below_rerank_threshold_is_rejected():

@@ -64,11 +64,12 @@ async def test_a_reingest_reaches_the_running_graph_dense_and_bm25(tmp_path):
     publish(root, client, "live-cat", embedder, chunk_tokens=200, overlap_tokens=20)
     store = VectorStore(client, "live-cat", embedder.name, refresh_s=0.0)
     lexical = LexicalIndex.from_store(store)
+    stale = "De FeedWise Smart 4 kost € 89,95."
     res = Resources(
         embedder=embedder,
         reranker=LexicalReranker(),
         store=store,
-        llm=fake_llm("Oud.", "Nieuw."),
+        llm=fake_llm(stale, stale),  # the model says the old price twice: only the first time is it true
         classifier=fake_classifier(embedder),
         lexical=lexical,
     )
@@ -81,15 +82,27 @@ async def test_a_reingest_reaches_the_running_graph_dense_and_bm25(tmp_path):
     done = publish(root, client, "live-cat", embedder, chunk_tokens=200, overlap_tokens=20)
     after = await run(question)
     assert "89,95" in before["text"] and "79,95" not in before["text"]
+    assert "89,95" in before["evidence"] and "79,95" not in before["evidence"]
+    assert before["answer"] == f"{stale} {NOTE}" and before["mode"] == "generated"
     assert "79,95" in after["text"] and "89,95" not in after["text"]
+    assert "79,95" in after["evidence"] and "89,95" not in after["evidence"]  # the lines follow the switch too
+    # the old price no longer passes the claim check: the new evidence is quoted, with the new feed date
+    assert after["mode"] == "extractive" and "89,95" not in after["answer"], after
     assert after["answer"].endswith("(Prijs en voorraad volgens onze productfeed van 27-11-2026.)")
+    assert "79,95" in after["answer"], after
     assert store.name == done.active
     assert {h.text for h in lexical.search("FeedWise Smart 4", 1)} == {after["text"]}  # BM25 follows the switch
 
 
 async def run(question: dict) -> dict:
-    """The answer and the text of the FeedWise chunk the prompt got."""
+    """The checked answer and its mode, and the text of the FeedWise chunk and evidence lines the prompt got."""
     updates = [u async for u in graph.astream(question, stream_mode="updates")]
     chunks = next(u["rerank"]["chunks"] for u in updates if "rerank" in u)
-    answer = next(u["generate"]["answer"] for u in updates if "generate" in u)
-    return {"answer": answer, "text": " ".join(c["text"] for c in chunks if c["doc_id"] == "feedwise-smart-4")}
+    lines = next(u["evidence"]["evidence"] for u in updates if "evidence" in u)
+    checked = next(u["check"] for u in updates if "check" in u)
+    return {
+        "answer": checked["answer"],
+        "mode": checked["mode"],
+        "text": " ".join(c["text"] for c in chunks if c["doc_id"] == "feedwise-smart-4"),
+        "evidence": " ".join(e["text"] for e in lines if e["doc_id"] == "feedwise-smart-4"),
+    }

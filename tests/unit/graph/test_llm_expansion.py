@@ -70,5 +70,6 @@ async def test_llm_variants_reach_retrieval_and_the_audit_line(tmp_path, monkeyp
     assert queries[0] == QUESTION
     assert "Wat is de inhoud van de afvalbak?" in queries and "Hoe vaak moet de afvalbak geleegd worden?" in queries
     assert record["expansion"] == {"variants": 2, "outcome": "ok"}
-    answer = next(u["generate"]["answer"] for u in updates if "generate" in u)
-    assert answer == "De afvalbak is 9 liter."
+    assert next(u["generate"]["draft"] for u in updates if "generate" in u) == "De afvalbak is 9 liter."
+    checked = next(u["check"] for u in updates if "check" in u)
+    assert checked["answer"] == "De afvalbak is 9 liter." and checked["mode"] == "generated"

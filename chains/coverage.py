@@ -1,0 +1,26 @@
+"""How much of a question the evidence speaks about: the share of its content words found in the evidence lines.
+
+A question about something the shop does not have ("Verkopen jullie kattenluiken met chip?") still retrieves the
+nearest documents, and their best lines can score well on embedding similarity alone; but the question's own
+words are missing from them. Below ``graph.context.Context.min_question_coverage`` the assistant abstains with
+the route to customer service instead of quoting unrelated lines. Words match up to inflection, inside compounds
+and through the bilingual shop lexicon (``chains.lexicon``), so English questions are measured against the Dutch
+lines too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from chains.lexicon import content_words, in_vocabulary, words
+from chains.normalize import normalise_text
+from core.evidence import EvidenceLine
+
+
+def question_coverage(question: str, lines: Sequence[EvidenceLine]) -> float:
+    """The share (0–1) of the question's content words that occur in the lines' text or titles; 1 without any."""
+    asked = content_words(normalise_text(question))
+    if not asked:
+        return 1.0
+    vocabulary = frozenset(w for line in lines for w in words(normalise_text(f"{line.text} {line.title}")))
+    return sum(in_vocabulary(w, vocabulary) for w in asked) / len(asked)

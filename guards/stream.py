@@ -1,0 +1,181 @@
+"""One checker for everything that inspects the model's outgoing text, a sentence at a time.
+
+``SentenceStream`` is fed the model's tokens and releases only whole sentences that passed every stage, in
+order: **markup** (no HTML, scripts or Markdown links/images), **claims** (``chains.claims``: every sentence
+supported by an evidence line) and **leaks** (``guards.output.OutputFilter``: canary, system prompt, secrets,
+internals, ungrounded codes and links). The first failing sentence ends the generated text: neither it nor
+anything after it is released. A last sentence cut by the token limit is dropped. The graph's ``check`` node
+runs the same object over the whole draft, and the API's stream over the live tokens, so both release the
+same text. Stages are objects with a ``stage`` name and a ``check`` method: more can be added (issue #16).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from chains.answer import cut_at_marker
+from chains.claims import ClaimChecker, split_sentences
+from core.evidence import EvidenceLine
+from guards.output import OutputFilter
+
+Stage = Literal["markup", "claims", "leaks"]
+
+# Markup a chat UI would render: HTML tags, script URLs, Markdown images and links, HTML entities.
+MARKUP = re.compile(
+    r"<\s*/?\s*[a-z!][^>]*>|<\s*[a-z]+[^>]*$|javascript\s*:|data\s*:\s*text/html|!\[[^\]]*\]\(|\[[^\]]*\]\([^)]*\)"
+    r"|&(?:lt|gt|amp|quot|#\d+);|\bon[a-z]+\s*=",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StageVerdict:
+    """One stage's decision on one sentence."""
+
+    ok: bool
+    stage: Stage
+    reason: str = "ok"
+    line: EvidenceLine | None = None  # the supporting evidence line (claims stage)
+
+
+class SentenceCheck(Protocol):
+    """A stage of the stream check."""
+
+    stage: Stage
+
+    def check(self, sentence: str, before: str) -> StageVerdict:
+        """Decide on ``sentence``; ``before`` is the text already released."""
+        ...
+
+
+class MarkupCheck:
+    """No markup leaves in an answer: plain text only."""
+
+    stage: Stage = "markup"
+
+    def check(self, sentence: str, before: str) -> StageVerdict:
+        """Fail a sentence with HTML, a script URL or Markdown link/image syntax."""
+        if MARKUP.search(sentence):
+            return StageVerdict(ok=False, stage=self.stage, reason="markup")
+        return StageVerdict(ok=True, stage=self.stage)
+
+
+@dataclass(kw_only=True)
+class ClaimsCheck:
+    """Every sentence needs an evidence line that supports it (``chains.claims``)."""
+
+    checker: ClaimChecker
+    evidence: Sequence[EvidenceLine]
+    language: str = "nl"
+    stage: Stage = "claims"
+
+    def check(self, sentence: str, before: str) -> StageVerdict:
+        """The claim checker's verdict as a stage verdict."""
+        verdict = self.checker.check(sentence, self.evidence, language=self.language)
+        return StageVerdict(ok=verdict.ok, stage=self.stage, reason=verdict.reason, line=verdict.line)
+
+
+@dataclass(kw_only=True)
+class LeakCheck:
+    """The output filter over everything released so far plus this sentence."""
+
+    output_filter: OutputFilter
+    context: str | None = None  # the evidence's text: codes and links must occur in it
+    stage: Stage = "leaks"
+
+    def check(self, sentence: str, before: str) -> StageVerdict:
+        """Fail when the text with this sentence leaks, or has a code or link the evidence lacks."""
+        verdict = self.output_filter.check(f"{before} {sentence}".strip(), self.context)
+        if verdict.decision == "block":
+            return StageVerdict(ok=False, stage=self.stage, reason=",".join(verdict.reasons))
+        return StageVerdict(ok=True, stage=self.stage)
+
+
+@dataclass
+class SentenceStream:
+    """Feed the model's text; get back only whole sentences that passed every stage."""
+
+    checks: Sequence[SentenceCheck]
+    cut_runon: bool = True
+    text: str = ""  # the model's text so far (up to a run-on marker)
+    passed: list[str] = field(default_factory=list)
+    supporting: list[EvidenceLine] = field(default_factory=list)
+    failure: StageVerdict | None = None
+    ended: bool = False  # the model ran on into our markup or repeated a sentence: the rest is ignored
+    _done: int = 0  # sentences of ``text`` already decided
+    _repeated: bool = False
+
+    @property
+    def released(self) -> str:
+        """The text released so far (the passed sentences, one space apart)."""
+        return " ".join(self.passed)
+
+    @property
+    def stopped(self) -> bool:
+        """A sentence failed: nothing more will be released."""
+        return self.failure is not None
+
+    @property
+    def done(self) -> bool:
+        """Nothing the model says from now on will be used (a failure, run-on markup or a repetition)."""
+        return self.stopped or self.ended
+
+    def _decide(self, sentence: str) -> str:
+        sentence = sentence.strip()
+        if not sentence or self.stopped or self._repeated:
+            return ""
+        if " ".join(sentence.casefold().split()) in {" ".join(p.casefold().split()) for p in self.passed}:
+            self.ended = self._repeated = True  # a small model repeating itself: the answer is complete, the rest is dropped
+            return ""
+        before = self.released
+        for stage in self.checks:
+            verdict = stage.check(sentence, before)
+            if not verdict.ok:
+                self.failure = verdict
+                return ""
+            if verdict.line is not None:
+                self.supporting.append(verdict.line)
+        self.passed.append(sentence)
+        return f" {sentence}" if before else sentence
+
+    def feed(self, token: str) -> str:
+        """Add model text; return what may be sent now (whole sentences that passed)."""
+        if self.stopped or self.ended:
+            return ""
+        if self.cut_runon:
+            self.text, self.ended = cut_at_marker(self.text + token)
+        else:
+            self.text += token
+        sentences, _rest = split_sentences(self.text, final=False)
+        out = "".join(self._decide(s) for s in sentences[self._done :])
+        self._done = len(sentences)
+        return out
+
+    def finish(self, *, truncated: bool = False) -> str:
+        """The model stopped: decide the last sentence (dropped when ``truncated`` by the token limit)."""
+        if self.stopped or self._repeated:
+            return ""
+        sentences, rest = split_sentences(self.text, final=not truncated)
+        out = "".join(self._decide(s) for s in sentences[self._done :])
+        self._done = len(sentences)
+        return out
+
+
+def sentence_stream(
+    *,
+    checker: ClaimChecker | None,
+    evidence: Sequence[EvidenceLine],
+    language: str,
+    output_filter: OutputFilter,
+    cut_runon: bool = True,
+) -> SentenceStream:
+    """The stages in their order: markup, claims (skipped when ``checker`` is None), leaks."""
+    context = "\n".join(f"{line.title}\n{line.text}" for line in evidence)
+    stages: list[SentenceCheck] = [MarkupCheck()]
+    if checker is not None:
+        stages.append(ClaimsCheck(checker=checker, evidence=evidence, language=language))
+    stages.append(LeakCheck(output_filter=output_filter, context=context))
+    return SentenceStream(checks=stages, cut_runon=cut_runon)

@@ -1,0 +1,64 @@
+"""The extractive answer: at most two evidence lines, quoted with their source, within the word cap."""
+
+from __future__ import annotations
+
+from chains.extractive import MAX_WORDS, extractive_answer
+from core.evidence import EvidenceLine
+
+
+def line(doc: str, n: int, text: str, title: str = "") -> EvidenceLine:
+    return EvidenceLine(doc_id=doc, line=n, title=title or doc.title(), text=text, score=1.0 - n / 100)
+
+
+def test_two_lines_of_one_document_share_one_introduction():
+    lines = [
+        line("catcave-classic-55", 3, "Prijs: € 54,95", "CatCave Classic 55"),
+        line("catcave-classic-55", 5, "Inhoud: 55 liter", "CatCave Classic 55"),
+    ]
+    answer, used = extractive_answer(lines, "nl")
+    assert answer == "Volgens CatCave Classic 55: Prijs: € 54,95. Inhoud: 55 liter."
+    assert used == lines
+
+
+def test_lines_of_two_documents_each_name_their_source_and_english_says_dutch_page():
+    lines = [
+        line("verzending", 1, "Verzending kost € 4,95.", "Verzending"),
+        line("retourneren", 2, "Retourneren kan binnen 30 dagen.", "Retourneren"),
+    ]
+    answer, used = extractive_answer(lines, "en", same_document=False)
+    assert answer == (
+        "According to Verzending (Dutch page): Verzending kost € 4,95. "
+        "According to Retourneren (Dutch page): Retourneren kan binnen 30 dagen."
+    )
+    assert [u.doc_id for u in used] == ["verzending", "retourneren"]
+
+
+def test_only_the_first_two_lines_are_quoted():
+    lines = [line("a", i, f"Regel {i}.") for i in range(5)]
+    _answer, used = extractive_answer(lines, "nl", same_document=False)
+    assert [u.line for u in used] == [0, 1]
+
+
+def test_the_word_cap_holds_a_long_first_line_is_cut_and_a_second_that_does_not_fit_is_left_out():
+    long = " ".join(f"woord{i}" for i in range(80))
+    lines = [line("a", 0, long), line("b", 1, "Nog een regel.")]
+    answer, used = extractive_answer(lines, "nl", same_document=False)
+    quoted = answer.removeprefix("Volgens A: ")
+    assert len(quoted.split()) == MAX_WORDS + 1  # the words and the "…" mark
+    assert quoted.endswith("…") and [u.doc_id for u in used] == ["a"]
+
+
+def test_no_evidence_gives_an_empty_answer():
+    assert extractive_answer([], "nl") == ("", [])
+
+
+def test_an_faq_question_line_is_never_quoted():
+    lines = [line("faq", 0, "Kan ik later betalen?"), line("faq", 1, "Ja, met Klarna binnen 30 dagen.")]
+    answer, used = extractive_answer(lines, "nl")
+    assert answer == "Volgens Faq: Ja, met Klarna binnen 30 dagen." and [u.line for u in used] == [1]
+
+
+def test_by_default_the_second_line_comes_from_the_best_lines_document():
+    lines = [line("a", 0, "Regel een."), line("b", 1, "Andere bron."), line("a", 2, "Regel twee.")]
+    answer, used = extractive_answer(lines, "nl")
+    assert answer == "Volgens A: Regel een. Regel twee." and [(u.doc_id, u.line) for u in used] == [("a", 0), ("a", 2)]
