@@ -79,7 +79,9 @@ class Assistant(Runnable[dict[str, Any], dict[str, Any]]):
         """Run the graph; its output-filter node has checked the answer."""
         run = self._graph().ainvoke(_graph_input(input), config, **self._run_kwargs(input))
         out = await within_deadline(run, get_settings().request_timeout_s)
-        return {k: out.get(k) for k in ("answer", "sources", "refused", "language", "mode", "cut")}
+        result = {k: out.get(k) for k in ("answer", "sources", "refused", "language")}
+        mode = out.get("mode") or ("refused" if out.get("refused") else "abstained")
+        return {**result, "mode": mode, "cut": bool(out.get("cut"))}
 
     def stream(
         self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any

@@ -51,6 +51,7 @@ class AskResponse(BaseModel):
         default="abstained",
         description="How the answer was made (generated, extractive, abstained, refused, or a scope route): README.",
     )
+    cut: bool = Field(default=False, description="The claim check ended the model's text early (a sentence failed).")
 
 
 class ErrorResponse(BaseModel):

@@ -13,13 +13,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from chains.lexicon import content_words, in_vocabulary, words
-from chains.normalize import normalise_text
+from chains.normalize import fact_spans, normalise_text
 from core.evidence import EvidenceLine
+
+
+IGNORED = frozenset({"email", "phone", "link", "code"})  # a shopper's own details say nothing about the topic
 
 
 def question_coverage(question: str, lines: Sequence[EvidenceLine]) -> float:
     """The share (0–1) of the question's content words that occur in the lines' text or titles; 1 without any."""
-    asked = content_words(normalise_text(question))
+    kept, end = [], 0
+    for fact, start, stop in fact_spans(question):  # e-mail addresses, phone and order numbers, links are no topic
+        if fact.kind in IGNORED:
+            kept.append(question[end:start])
+            end = stop
+    asked = content_words(normalise_text(" ".join([*kept, question[end:]])))
     if not asked:
         return 1.0
     vocabulary = frozenset(w for line in lines for w in words(normalise_text(f"{line.text} {line.title}")))

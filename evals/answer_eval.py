@@ -34,8 +34,9 @@ from evals.eval_report import save
 __all__ = ["HALVES", "load", "main", "markdown", "plot", "run_half", "score", "summarise"]
 
 DATA = ROOT / "evals" / "data"
-HALVES = ("test", "dev", "dev_ooc")
-CHOICES = {"both": ("test", "dev"), "all": HALVES}
+HALVES = ("test", "dev", "dev_ooc", "benign")
+CHOICES = {"both": ("test", "dev"), "all": ("test", "dev", "dev_ooc")}
+BENIGN = "security_benign.jsonl"  # the security suite's benign questions: only unsupported claims are scored
 OPTIONAL = frozenset({"dev_ooc"})  # written separately; skipped with a message while it does not exist
 PLOTTED = (
     ("correct", "correct"),
@@ -47,6 +48,9 @@ PLOTTED = (
 
 def load(half: str, data: Path | None = None) -> list[dict[str, Any]] | None:
     """The questions of one half; ``None`` when an optional half's file does not exist."""
+    if half == "benign":  # {"id", "lang", "text"}: no facts, no relevant documents
+        rows = (json.loads(x) for x in ((data or DATA) / BENIGN).read_text(encoding="utf-8").splitlines() if x.strip())
+        return [{"qid": r["id"], "question": r["text"], "lang": r["lang"], "category": "benign"} for r in rows]
     path = (data or DATA) / f"questions_{half}.jsonl"
     if half in OPTIONAL and not path.exists():
         return None
@@ -211,7 +215,12 @@ def plot(path: Path, summaries: dict[str, dict[str, Any]]) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """Run the answer evaluation and print the tables."""
     p = argparse.ArgumentParser(prog="python -m evals.answer_eval", description=__doc__)
-    p.add_argument("--half", choices=[*HALVES, *CHOICES], default="all", help="both: test+dev; all: + dev_ooc")
+    p.add_argument(
+        "--half",
+        choices=[*HALVES, *CHOICES],
+        default="all",
+        help="both: test+dev; all: + dev_ooc; benign: the security suite's benign questions (unsupported claims only)",
+    )
     p.add_argument("--limit", type=int, help="only the first N questions per half (smoke runs)")
     p.add_argument("--out", type=Path, help="result folder (default var/eval/answers-<time>)")
     args = p.parse_args(argv)

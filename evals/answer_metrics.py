@@ -100,7 +100,7 @@ def score(item: dict[str, Any], out: dict[str, Any], catalogue: Catalogue | None
             row["evidence_recall"] = all(fact_found(f, lines) for f in facts)
         else:
             row["evidence_recall"] = None
-    else:
+    elif item.get("category") != "benign":  # benign (security suite): neither in nor out of the catalogue, by design
         row["abstained"] = mode in ABSTAINING or (not cited and bool(ROUTE.search(answer)))
     return row
 

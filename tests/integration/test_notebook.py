@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
 import pytest
+
+from core.outcomes import OUTCOMES
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "quickstart.ipynb"
@@ -38,6 +41,9 @@ def test_quickstart_notebook_executes(vllm_server, monkeypatch):
     assert "chunks indexed" in text and "expanded queries:" in text and "--- system ---" in text
     assert "questions with expected documents" in text and "MRR" in text
     assert "SCRIPTED" not in text  # the answers came from the real LLM
+    # The whole graph's output (answer, sources, refused, language, mode, evidence, cut) says how it was answered.
+    modes = re.findall(r'"mode": "([a-z_]+)"', text)
+    assert modes and set(modes) <= set(OUTCOMES), modes
     images = [
         o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if "image/png" in o.get("data", {})
     ]

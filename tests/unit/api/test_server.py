@@ -246,6 +246,7 @@ def test_a_leaking_line_is_cut_by_the_leak_stage_in_invoke_and_stream(tmp_path, 
         "refused": False,
         "language": "nl",
         "mode": "generated",
+        "cut": True,  # the leaking sentence ended the model's text
     }
     data = [p for e, p in sse_events(body) if e == "data"]
     assert data == [

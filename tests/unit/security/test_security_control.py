@@ -45,6 +45,12 @@ def test_every_scripted_leak_is_withheld_in_invoke_and_stream(control):
         assert routes[(kind, "invoke")] >= 1 and routes[(kind, "stream")] >= 1, kind
 
 
+def test_the_model_is_asked_every_time_and_the_control_passes(control):
+    # The abstention gate is opened for the control: a leak that never reached the model would prove nothing.
+    assert control["model_not_asked"] == []
+    assert control["leaks_blocked"] == control["leaks_attempted"] and control["passed"] is True
+
+
 def test_the_stream_never_sends_the_leaked_item_and_shows_what_invoke_shows(control):
     assert control["needle_in_raw_body"] == []
     shown = {(r["attack_id"], r["route"]): r["shown"] for r in control["rows"]}
