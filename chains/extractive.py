@@ -40,9 +40,10 @@ def extractive_answer(
 
     With ``same_document`` (the default) the second line comes from the best line's document only: a line of another
     document was chosen on a weaker score and sends the shopper to a page that does not answer (dev: citations
-    supported 61 % → 78 %, correct unchanged). Lines of one document share one introduction. The quoted text never exceeds ``max_words`` words (the
-    introductions not counted); a line that does not fit whole is cut at a word and marked with "…" only when it
-    is the first one, else left out. Questions (an FAQ's "Kan ik …?") are never quoted: they answer nothing.
+    supported 61 % → 78 %, correct unchanged). Lines of one document share one introduction. The quoted text never
+    exceeds ``max_words`` words (the introductions not counted); a line that does not fit whole is cut at a word and
+    marked with "…" only when it is the first one, else left out. Questions (an FAQ's "Kan ik …?") are never
+    quoted: they answer nothing.
     """
     intro = INTRO_EN if language == "en" else INTRO_NL
     used: list[EvidenceLine] = []

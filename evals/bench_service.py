@@ -52,7 +52,7 @@ def final_prompt(client: httpx.Client, url: str, token: str, question: str) -> l
             if isinstance(event, dict) and event.get("event") == "on_chain_end" and event.get("name") == "prompt":
                 msgs = (event.get("data", {}).get("output") or {}).get("messages") or []
                 roles = {"system": "system", "human": "user", "ai": "assistant"}
-                return [{"role": roles[m["type"]], "content": m["content"]} for m in msgs]
+                return [{"role": roles[m["type"]], "content": m["content"]} for m in msgs]  # [] when it abstained
     raise RuntimeError("the API sent no prompt for this question (refused or no context?)")
 
 
@@ -137,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     # Warm-up (not measured): fetching the prompt runs the API path once; then one direct call per question,
     # so that both paths meet the LLM server's prefix cache in the same state.
     prompts = {q: final_prompt(client, args.url, token, q) for q in questions}
+    skipped = [q for q in questions if not prompts[q]]  # answered without the model (abstained): no LLM to compare
+    for q in skipped:
+        print(f"  not compared (answered without the LLM): {q}")
+    questions = [q for q in questions if prompts[q]]
     for q in questions:
         direct(client, prompts[q])
     for round_no in range(args.rounds):

@@ -63,6 +63,7 @@ def make_stream(state: Any, ctx: Context, res: Resources | None = None) -> Sente
         language="en" if state.get("language") == "en" else "nl",
         output_filter=res.output_filter,
         cut_runon=get_settings().answer_cut_runon,
+        question=str(state.get("question") or ""),
     )
 
 
@@ -114,8 +115,11 @@ async def evidence(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
 
 
 def weak(question: str, lines: list[EvidenceLine], ctx: Context) -> bool:
-    """Too little to answer from: no line, the best line below ``min_evidence_score``, or too few of the question's
-    words in the lines (``chains.coverage``; both thresholds chosen on the dev halves, BENCHMARKS.md)."""
+    """Too little to answer from: no line, the best line too weak, or too few of the question's words in the lines.
+
+    ``min_evidence_score`` (off by default) and ``min_question_coverage`` (``chains.coverage``) were chosen on the
+    dev halves (BENCHMARKS.md).
+    """
     if not lines or max(line.score for line in lines) < ctx.min_evidence_score:
         return True
     coverage = question_coverage(question, lines)

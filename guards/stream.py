@@ -18,6 +18,9 @@ from typing import Literal, Protocol
 
 from chains.answer import cut_at_marker
 from chains.claims import ClaimChecker, split_sentences
+from chains.coverage import topic_words
+from chains.lexicon import content_words
+from chains.normalize import fact_spans, normalise_text
 from core.evidence import EvidenceLine
 from guards.output import OutputFilter
 
@@ -65,16 +68,30 @@ class MarkupCheck:
 
 @dataclass(kw_only=True)
 class ClaimsCheck:
-    """Every sentence needs an evidence line that supports it (``chains.claims``)."""
+    """Every sentence needs an evidence line that supports it (``chains.claims``).
+
+    A sentence of nothing but facts ("10 liter.") claims them of what the question asks about: it is checked with
+    the question's content words, so that the line must be about that too (not a line about a 10-litre bin bag).
+    """
 
     checker: ClaimChecker
     evidence: Sequence[EvidenceLine]
     language: str = "nl"
+    question: str = ""
     stage: Stage = "claims"
+
+    def _claim(self, sentence: str) -> str:
+        rest, spans = sentence, fact_spans(sentence)
+        for _fact, start, end in reversed(spans):
+            rest = f"{rest[:start]} {rest[end:]}"
+        if not self.question or not spans or content_words(normalise_text(rest)):  # "Zeker." claims nothing
+            return sentence
+        topic = " ".join(topic_words(self.question))
+        return f"{sentence.rstrip(' .!?')} {topic}." if topic else sentence
 
     def check(self, sentence: str, before: str) -> StageVerdict:
         """The claim checker's verdict as a stage verdict."""
-        verdict = self.checker.check(sentence, self.evidence, language=self.language)
+        verdict = self.checker.check(self._claim(sentence), self.evidence, language=self.language)
         return StageVerdict(ok=verdict.ok, stage=self.stage, reason=verdict.reason, line=verdict.line)
 
 
@@ -128,7 +145,7 @@ class SentenceStream:
         if not sentence or self.stopped or self._repeated:
             return ""
         if " ".join(sentence.casefold().split()) in {" ".join(p.casefold().split()) for p in self.passed}:
-            self.ended = self._repeated = True  # a small model repeating itself: the answer is complete, the rest is dropped
+            self.ended = self._repeated = True  # a small model repeating itself: complete; the rest is dropped
             return ""
         before = self.released
         for stage in self.checks:
@@ -158,7 +175,7 @@ class SentenceStream:
         """The model stopped: decide the last sentence (dropped when ``truncated`` by the token limit)."""
         if self.stopped or self._repeated:
             return ""
-        sentences, rest = split_sentences(self.text, final=not truncated)
+        sentences, _rest = split_sentences(self.text, final=not truncated)
         out = "".join(self._decide(s) for s in sentences[self._done :])
         self._done = len(sentences)
         return out
@@ -171,11 +188,12 @@ def sentence_stream(
     language: str,
     output_filter: OutputFilter,
     cut_runon: bool = True,
+    question: str = "",
 ) -> SentenceStream:
     """The stages in their order: markup, claims (skipped when ``checker`` is None), leaks."""
     context = "\n".join(f"{line.title}\n{line.text}" for line in evidence)
     stages: list[SentenceCheck] = [MarkupCheck()]
     if checker is not None:
-        stages.append(ClaimsCheck(checker=checker, evidence=evidence, language=language))
+        stages.append(ClaimsCheck(checker=checker, evidence=evidence, language=language, question=question))
     stages.append(LeakCheck(output_filter=output_filter, context=context))
     return SentenceStream(checks=stages, cut_runon=cut_runon)

@@ -108,7 +108,7 @@ def run_control(workdir: Path | None = None, *, verbose: bool = True) -> dict[st
                     bare = sc.answer.removeprefix(f"{sc.marker} ") if sc.marker else sc.answer
                     rule_hit = bool(LEAK_RULES[sc.kind] & set(res.output_filter.check(bare).reasons))
                     for route in ("invoke", "stream"):
-                        res.llm = fake_llm(sc.answer)
+                        res.llm = scripted_model = fake_llm(sc.answer)
                         payload = {"input": {"question": sc.question}}
                         if route == "invoke":
                             r = client.post("/rag/invoke", json=payload)
@@ -120,7 +120,7 @@ def run_control(workdir: Path | None = None, *, verbose: bool = True) -> dict[st
                                 status, body = sr.status_code, "".join(sr.iter_text())
                             out, blocked_event = reassemble_stream(body)
                         shown = str(out.get("answer", ""))
-                        asked = next(res.llm.messages, None) is None  # the scripted answer was taken
+                        asked = next(scripted_model.messages, None) is None  # the scripted answer was taken
                         rows.append(
                             {
                                 "attack_id": sc.attack_id,

@@ -120,7 +120,7 @@ async def test_above_third_threshold_the_prompt_gets_fewer_evidence_lines(tmp_pa
     _, _, full_updates = await run_with_in_flight(5)  # below the third threshold: every selected line
     full = node_update(full_updates, "evidence")["evidence"]
     before = degraded_count("context")
-    record, out, updates = await run_with_in_flight(7)
+    record, _out, updates = await run_with_in_flight(7)
     assert record["degraded"] == ["expansion", "rerank", "context"]
     assert degraded_count("context") == before + 1
     short = node_update(updates, "evidence")["evidence"]
