@@ -82,7 +82,7 @@ run: install models ingest llm-start api-start ## set up everything and start th
 	@echo "  Shop assistant is running."
 	@echo "  API docs:    http://127.0.0.1:$(API_PORT)/docs"
 	@echo "  Ask:         curl -s http://127.0.0.1:$(API_PORT)/rag/invoke -H 'Content-Type: application/json' \\"
-	@echo "                 -d '{\"input\": {\"question\": \"Hoeveel liter is de afvalbak van de zelfreinigende kattenbak?\"}}'"
+	@echo "                 -d '{\"input\": {\"question\": \"Hoeveel euro kost de CatCave Classic 55?\"}}'"
 	@echo "  Playground:  http://127.0.0.1:$(API_PORT)/admin/rag/playground/  (user: admin, password: the admin token)"
 	@echo "  Admin token: $$(cat var/admin_token)   (stored in var/admin_token)"
 	@echo "  Ready?       curl -s http://127.0.0.1:$(API_PORT)/ready"
@@ -111,7 +111,7 @@ security: install models ## security suite: positive control, then attacks/paylo
 	@$(PY) -m evals.security --control
 	@$(PY) -m evals.security --start-server --out var/reports
 
-bench-guard: install models ## input-guard latency (rules + classifier) and the stream hold-back's cost to the first token
+bench-guard: install models ## input-guard latency (rules + classifier) and the sentence check's first-token cost vs the 48-char hold-back
 	@$(PY) -m evals.bench_guard
 	@$(MAKE) --no-print-directory ingest llm-start
 	@$(PY) -m evals.bench_holdback

@@ -1,7 +1,7 @@
 """OpenAI-compatible API: ``GET /v1/models``, ``POST /v1/chat/completions`` (plain and SSE stream).
 
 Any OpenAI client can talk to the assistant: the answer is the RAG pipeline's filtered answer
-(``api.assistant``: guard, retrieval, output filter, the stream's hold-back window), never the raw
+(``api.assistant``: guard, retrieval, evidence, the sentence check, output filter), never the raw
 backend. Sources travel in an extra top-level ``sources`` field (on the response, and on the last
 stream chunk), and are *not* appended to the content, which stays exactly the checked answer.
 Only the last user message is answered (no conversation memory: ``/api/chat`` has that). Every response carries

@@ -4,7 +4,8 @@ The claim check (``chains.claims``) accepts a generated sentence only when its f
 evidence line. Both sides are reduced to canonical facts first: "€54.95", "54,95 euro" and "€ 54,95" are one
 price, "9 liter" and "9 l" one volume, "2 years" and "2 jaar" one duration, "22.00 uur" and "22:00" one time.
 Units are never converted into each other ("12 maanden" is not "1 jaar"); only spelling, number and language
-are. "een" and "one" are no numbers (an article, a pronoun); "één" is 1.
+are. "een" and "one" are no numbers (an article, a pronoun); "één" is 1. A range is one fact: "10 tot 15 liter",
+"10-15 l" and "between 10 and 15 litres" are "10-15 l", which states neither "10 l" nor "15 l".
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Literal
+from typing import Literal, cast
 
 from chains.lexicon import DURATION_UNITS, MEASURE_UNITS, MONTHS, NUMBER_WORDS, STOP_WORDS
 
@@ -54,7 +55,11 @@ _NUM = rf"(?:(?<![^\W_]){_DIGITS}|\b(?:{_alternation(list(NUMBER_WORDS))}){_NOT_
 _UNITS = {**MEASURE_UNITS, **DURATION_UNITS}
 _UNIT = rf"(?:{_alternation(list(_UNITS))}){_NOT_LETTER_AFTER}"
 _SAFE_MONTH = _alternation([m for m in MONTHS if m != "may"])  # "the AutoBox 9 may ..." is no date
-_SEP = r"(?:-|–|—|tot\s+en\s+met|tot|to|t/m|à|of|or|x|×)"
+_RANGE_SEP = r"(?:-|–|—|tot\s+en\s+met|tot|to|t/m|à)"  # "10 tot 15 liter": one range
+_SEP = rf"(?:{_RANGE_SEP}|of|or|x|×)"  # "58 x 45 x 46 cm", "2 of 3 weken": one fact each
+_RANGE_GAP = re.compile(rf"\s*{_RANGE_SEP}\s*", re.IGNORECASE)
+_BETWEEN = re.compile(r"\b(?:tussen|between)\s+$", re.IGNORECASE)  # "tussen 3 en 4 liter"
+_BETWEEN_GAP = re.compile(r"\s+(?:en|and)\s+", re.IGNORECASE)
 _END = r"[^\s<>()\"'.,;:!?]"  # a link does not end with punctuation
 _PATTERN = re.compile(
     r"(?P<email>[\w.+-]+@[\w-]+(?:\.[\w-]+)+)"
@@ -134,47 +139,44 @@ def _phone_value(raw: str) -> str:
 
 
 def _link_value(raw: str) -> str:
-    value = re.sub(r"^(?:https?://)?(?:www\.)?", "", raw.casefold())
-    return value.rstrip("/")
+    return re.sub(r"^(?:https?://)?(?:www\.)?", "", raw.casefold()).rstrip("/")
 
 
-def _unit_facts(raw: str, unit: str, numbers: list[str]) -> list[Fact]:
+def _unit_facts(raw: str, unit: str, numbers: list[str], *, is_range: bool = False) -> list[Fact]:
     canon = _UNITS.get(re.sub(r"\s+", " ", normalise_text(unit)).replace("° ", "°"), "°c")
     kind: FactKind = "duration" if canon in DURATION_UNITS.values() else "number"
-    return [Fact(kind, f"{n} {canon}", raw) for n in (canonical_number(x) for x in numbers) if n is not None]
+    values = [n for n in (canonical_number(x) for x in numbers) if n is not None]
+    if is_range and _ascending(values):
+        return [Fact(kind, f"{'-'.join(values)} {canon}", raw)]
+    return [Fact(kind, f"{n} {canon}", raw) for n in values]
+
+
+def _ascending(values: Sequence[str]) -> bool:
+    """True for the two ends of a range, low to high ("10", "15"); "2026", "3" are two numbers."""
+    return len(values) == 2 and "-" not in "".join(values) and Decimal(values[0]) < Decimal(values[1])
+
+
+_VALUES = {"email": str.casefold, "link": _link_value, "date": _date_value, "phone": _phone_value, "code": str.upper}
 
 
 def _facts_of(m: re.Match[str], kind: str, label: re.Match[str] | None) -> list[Fact]:
     raw = m.group(kind)
-    value: str | None
-    if kind == "email":
-        return [Fact("email", raw.casefold(), raw)]
-    if kind == "link":
-        return [Fact("link", _link_value(raw), raw)]
-    if kind == "date":
-        return [Fact("date", _date_value(raw), raw)]
-    if kind == "phone":
-        return [Fact("phone", _phone_value(raw), raw)]
-    if kind == "code":
-        return [Fact("code", raw.upper(), raw)]
+    if kind in _VALUES:
+        return [Fact(cast(FactKind, kind), _VALUES[kind](raw), raw)]
     if kind == "time":
         hours, minutes = re.split(r"[.:]", raw)
         return [Fact("date", f"{int(hours):02d}:{minutes}", raw)]
-    if kind == "money":
-        value = canonical_number(m.group("m1") or m.group("m2"))
-        return [Fact("money", value, raw)] if value is not None else []
-    if kind == "percent":
-        value = canonical_number(m.group("pnum"))
-        return [Fact("percent", value, raw)] if value is not None else []
-    if kind == "measure":
-        numbers = re.findall(_NUM, raw[: m.start("unit") - m.start()], re.IGNORECASE)
-        return _unit_facts(raw, m.group("unit"), numbers)
     if kind == "model":
         return [Fact("model", f"{normalise_text(m.group('mword'))} {m.group('mnum')}", raw)]
-    if label is not None and m.start() >= label.end():  # a bare number under a "(cm)" label
+    if kind == "measure":  # "10 tot 15 liter" is one range, "58 x 45 x 46 cm" three amounts
+        head = raw[: m.start("unit") - m.start()]
+        ends = list(re.finditer(_NUM, head, re.IGNORECASE))
+        is_range = len(ends) == 2 and _RANGE_GAP.fullmatch(head[ends[0].end() : ends[1].start()]) is not None
+        return _unit_facts(raw, m.group("unit"), [e.group() for e in ends], is_range=is_range)
+    if kind == "number" and label is not None and m.start() >= label.end():  # a bare number under a "(cm)" label
         return _unit_facts(raw, label.group("unit"), [raw])
-    value = canonical_number(raw)
-    return [Fact("number", value, raw)] if value is not None else []
+    value = canonical_number({"money": m.group("m1") or m.group("m2"), "percent": m.group("pnum")}.get(kind, raw))
+    return [Fact(cast(FactKind, kind), value, raw)] if value is not None else []
 
 
 def fact_spans(text: str) -> list[tuple[Fact, int, int]]:
@@ -187,9 +189,33 @@ def fact_spans(text: str) -> list[tuple[Fact, int, int]]:
         if kind == "model" and normalise_text(m.group("mword")) in _NOT_MODEL_WORDS:
             pos = m.start("mnum")  # "Binnen 30", "In 2026": the number is a number of its own
             continue
-        out.extend((fact, m.start(), m.end()) for fact in _facts_of(m, kind, label))
+        for fact in _facts_of(m, kind, label):
+            _add(text, out, fact, m.start(), m.end())
         pos = m.end()
     return out
+
+
+def _add(text: str, out: list[tuple[Fact, int, int]], fact: Fact, start: int, end: int) -> None:
+    """Append a fact to ``out``; the end of a range ("15 liter" after "10 tot") joins its start into one fact."""
+    low, low_start, low_end = out[-1] if out else (fact, start, end)
+    gap = text[low_end:start]
+    between = _BETWEEN.search(text[:low_start]) and _BETWEEN_GAP.fullmatch(gap)  # "tussen 3 en 4 liter"
+    joined = _range_fact(low, fact, text[low_start:end]) if between or _RANGE_GAP.fullmatch(gap) else None
+    if joined and low_end <= start:
+        out[-1] = (joined, low_start, end)
+    else:
+        out.append((fact, start, end))
+
+
+def _range_fact(low: Fact, high: Fact, raw: str) -> Fact | None:
+    """A range "10" (or "10 l") to "15 liter" as one fact, "10-15 l"; a price may end in a bare number ("€10-15")."""
+    (a, _, low_unit), (b, _, unit) = low.value.partition(" "), high.value.partition(" ")
+    kind = high.kind if (low.kind, low_unit) in (("number", ""), (high.kind, unit)) else None
+    if low.kind == "money" and (high.kind, unit) == ("number", ""):
+        kind = "money"
+    if kind is None or kind not in NUMERIC_KINDS or not _ascending([a, b]):
+        return None
+    return Fact(kind, f"{a}-{b} {unit}".strip(), raw)
 
 
 def extract_facts(text: str) -> list[Fact]:

@@ -7,8 +7,8 @@ For ``/rag/invoke``, ``/rag/stream``, ``/v1/chat/completions`` (plain and stream
 * every number of a generated or extractive answer (the feed-date note aside) is in the text of a cited document
   (``data/catalogue`` read with ``ingest.loaders``; decimal comma and point are the same number);
 * a stream releases whole checked sentences only, and what it releases is the ``/rag/invoke`` answer to the same
-  question: the LLM runs at temperature 0, so the same prompt gives the same text (checked on the real vLLM for
-  every question here: invoke, the three streams and the plain OpenAI answer agreed, except where noted below).
+  question: the LLM runs at temperature 0, so the same prompt gives the same text (checked on the real vLLM,
+  2026-12-02: for every question here invoke, the three streams and the plain OpenAI answer agreed).
 
 The small model's wording and judgement are not under test (which mode a question lands in may change with the
 model); only the README example asserts its figure. Each answer is fetched once per door and shared by the tests
@@ -42,7 +42,9 @@ README_QUESTION = "Hoeveel euro kost de CatCave Classic 55?"
 README_DOC, README_FIGURES = "catcave-classic-55", ("54,95", "54.95")
 FLOW = "Mag de AquaPaws Flow 2 in de vaatwasser?"  # several sentences, two documents (generated, 2026-12)
 FEED = "Hoeveel euro kost KlonterGoed Plantaardig 10 l?"  # a feed product: the answer ends with the feed-date note
-AUTOBOX = "Hoeveel liter is de afvalbak van de zelfreinigende kattenbak?"  # one sentence, then run-on markup
+# One sentence, then run-on markup: the graph's check once dropped that sentence while the stream had released it,
+# so the streams sent it, then a `blocked` event with the quoted answer (fixed in guards/stream.py, 2026-12-02).
+AUTOBOX = "Hoeveel liter is de afvalbak van de zelfreinigende kattenbak?"
 OUT_OF_CATALOGUE = "Verkopen jullie kattenluiken met een chip?"
 CATALOGUE_QUESTIONS = (README_QUESTION, FLOW, FEED, AUTOBOX)
 ALL_QUESTIONS = (*CATALOGUE_QUESTIONS, OUT_OF_CATALOGUE)
@@ -146,8 +148,8 @@ class Doors:
 
     def completion_stream(self, question: str) -> list[Any]:
         def fetch(q: str) -> list[Any]:
-            messages = [{"role": "user", "content": q}]
-            return list(self.client.chat.completions.create(model=MODEL, messages=messages, stream=True))
+            user = [{"role": "user", "content": q}]
+            return list(self.client.chat.completions.create(model=MODEL, messages=user, stream=True))  # type: ignore[arg-type]
 
         return self._once("completion_stream", question, fetch)
 
