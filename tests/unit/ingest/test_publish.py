@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
 
-import chromadb
 import pytest
-from chromadb.config import Settings as ChromaSettings
 
 from core.index_versions import active_name, versions
 from core.vectorstore import VectorStore
@@ -31,16 +28,6 @@ def feed(date: str, price: float, n: int = 30) -> str:
         for i in range(n)
     ]
     return json.dumps({"feed_date": date, "products": products})
-
-
-@pytest.fixture
-def client():
-    return chromadb.EphemeralClient(settings=ChromaSettings(anonymized_telemetry=False, allow_reset=True))
-
-
-@pytest.fixture
-def base() -> str:
-    return f"cat-{uuid.uuid4().hex[:8]}"
 
 
 def test_first_ingest_creates_a_version_and_points_at_it(tmp_path, client, base):

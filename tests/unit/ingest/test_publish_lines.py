@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
-
-import chromadb
 import pytest
-from chromadb.config import Settings as ChromaSettings
 
 from core.index_versions import INDEX_LAYOUT, LAYOUT_KEY, active_name, lines_name, set_active, versions
 from core.vectorstore import MODEL_KEY, IndexLayoutError, IndexNotReadyError, VectorStore
@@ -15,16 +11,6 @@ from ingest.pipeline import ingest
 from ingest.publish import publish
 
 KW = {"chunk_tokens": 200, "overlap_tokens": 20}
-
-
-@pytest.fixture
-def client():
-    return chromadb.EphemeralClient(settings=ChromaSettings(anonymized_telemetry=False, allow_reset=True))
-
-
-@pytest.fixture
-def base() -> str:
-    return f"cat-{uuid.uuid4().hex[:8]}"
 
 
 def names(client) -> set[str]:
