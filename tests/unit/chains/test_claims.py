@@ -129,6 +129,55 @@ def test_unsupported_sentences_fail(sentence, reason, detail):
     assert detail in result.detail
 
 
+BIN_BAG = EvidenceLine(
+    doc_id="a", line=1, title="PurrClean AutoBox 9", text="In de afvalbak past een gewone afvalzak van 10 tot 15 liter."
+)
+REFRESH = EvidenceLine(
+    doc_id="kattenbak-onderhoud",
+    line=3,
+    title="Kattenbak onderhouden",
+    text="Klontvormende vulling (bentoniet of plantaardig): ververs de vulling volledig elke 2 tot 3 weken.",
+)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "evidence", "detail"),
+    [
+        ("De afvalbak is 10 liter.", BIN_BAG, "10 liter"),  # one end of a range
+        ("10 liter.", BIN_BAG, "10 liter"),
+        ("De afvalbak is 15 liter.", BIN_BAG, "15 liter"),
+        ("In de afvalbak past een gewone afvalzak van 10 liter.", BIN_BAG, "10 liter"),
+        ("In de afvalbak past een gewone afvalzak van 10 tot 20 liter.", BIN_BAG, "10 tot 20 liter"),
+        ("Ververs de klontvormende vulling elke 3 weken.", REFRESH, "3 weken"),
+        ("Ververs de klontvormende vulling elke 2 tot 4 weken.", REFRESH, "2 tot 4 weken"),
+    ],
+)
+def test_one_end_of_a_range_or_another_range_is_unsupported(sentence, evidence, detail):
+    result = ClaimChecker(min_support=0.9).check(sentence, [evidence])
+    assert (result.ok, result.reason, result.detail) == (False, "unsupported_fact", detail)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "evidence"),
+    [
+        ("In de afvalbak past een gewone afvalzak van 10 tot 15 liter.", BIN_BAG),
+        ("In de afvalbak past een gewone afvalzak van 10-15 liter.", BIN_BAG),
+        ("In de afvalbak past een gewone afvalzak van tussen 10 en 15 liter.", BIN_BAG),
+        ("Ververs de klontvormende vulling elke 2-3 weken.", REFRESH),
+        ("Ververs de klontvormende vulling elke twee tot drie weken.", REFRESH),
+        ("Refresh clumping litter completely every 2 to 3 weeks.", REFRESH),
+    ],
+)
+def test_a_range_is_supported_by_the_same_range(sentence, evidence):
+    result = ClaimChecker().check(sentence, [evidence])
+    assert (result.ok, result.line) == (True, evidence), result
+
+
+def test_a_range_is_not_supported_by_a_single_amount():
+    result = verdict("De afvalbak van de AutoBox 9 is 9 tot 10 liter.")
+    assert (result.ok, result.reason, result.detail) == (False, "unsupported_fact", "9 tot 10 liter")
+
+
 def test_a_sibling_price_is_wrong_product_even_with_the_siblings_own_lines():
     result = verdict("De CatCave Classic 40 kost € 54,95.", C55 + C40)
     assert (result.ok, result.reason) == (False, "wrong_product")

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from chains.normalize import Fact, canonical_number, extract_facts, fact_matches, normalise_text, supported_by
+from chains.normalize import (
+    Fact,
+    canonical_number,
+    extract_facts,
+    fact_matches,
+    fact_spans,
+    normalise_text,
+    supported_by,
+)
 
 
 def only(text: str) -> tuple[str, str]:
@@ -81,16 +89,54 @@ def test_units_are_never_converted_into_each_other():
     assert only("1000 g") != only("1 kg")
 
 
-def test_a_range_gives_every_number_its_unit():
-    assert [f.value for f in extract_facts("2 tot 3 weken")] == ["2 week", "3 week"]
-    assert [f.value for f in extract_facts("2 to 3 weeks")] == ["2 week", "3 week"]
-    assert [f.value for f in extract_facts("58 x 45 x 46 cm")] == ["58 cm", "45 cm", "46 cm"]
+@pytest.mark.parametrize(
+    ("texts", "kind", "value"),
+    [
+        (["10 tot 15 liter", "10-15 liter", "10 – 15 l", "10 to 15 litres", "10 l tot 15 l"], "number", "10-15 l"),
+        (["tussen 10 en 15 liter", "between 10 and 15 litres", "10—15 liter"], "number", "10-15 l"),
+        (["2 tot 3 weken", "2 to 3 weeks", "2-3 weeks", "twee tot drie weken"], "duration", "2-3 week"),
+        (["2 t/m 3 weken", "2 tot en met 3 weken"], "duration", "2-3 week"),
+        (["1 tot 10 porties", "1 to 10 portions", "1-10 porties"], "number", "1-10"),
+        (["€10 tot en met €1.000", "€ 10 t/m € 1.000", "10 tot 1000 euro", "€10-1000"], "money", "10-1000"),
+        (["tussen 3 en 4 liter", "between 3 and 4 litres", "3 à 4 liter"], "number", "3-4 l"),
+        (["5 à 6 liter", "5 tot 6 l"], "number", "5-6 l"),
+        (["10-15%", "10 tot 15 procent", "10% tot 15%"], "percent", "10-15"),
+    ],
+)
+def test_a_range_is_one_fact(texts, kind, value):
+    for text in texts:
+        assert only(text) == (kind, value), text
+
+
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [
+        ("58 x 45 x 46 cm", ["58 cm", "45 cm", "46 cm"]),  # dimensions: one amount each
+        ("21 x 23 cm", ["21 cm", "23 cm"]),
+        ("12 x 85 g", ["12 g", "85 g"]),
+        ("2 of 3 weken", ["2 week", "3 week"]),  # alternatives
+        ("In 2026 - 3 katten", ["2026", "3"]),  # no range runs downwards
+        ("Inhoud 9 liter - 12 katten", ["9 l", "12"]),
+        ("9 kg tot 10 l", ["9 kg", "10 l"]),  # no range across units
+        ("Prijzen: €10 en €15", ["10", "15"]),  # "en" joins a range only after "tussen"
+        ("Telefoon: 020-1234567; maandag tot en met vrijdag 09.00–17.30 uur", ["0201234567", "09:00", "17:30"]),
+    ],
+)
+def test_what_is_no_range_stays_separate_facts(text, values):
+    assert [f.value for f in extract_facts(text)] == values
+
+
+def test_a_range_keeps_its_text_and_place():
+    text = "Een afvalzak van 10 tot 15 liter past."
+    assert [(f.raw, text[s:e]) for f, s, e in fact_spans(text)] == [("10 tot 15 liter", "10 tot 15 liter")]
+    assert [f.raw for f in extract_facts("tussen 3 en 4 liter")] == ["3 en 4 liter"]
 
 
 def test_a_unit_in_the_label_applies_to_the_bare_numbers_after_it():
     line = extract_facts("Afmetingen (cm): 58 x 45 x 46")
     assert [f.value for f in line] == ["58 cm", "45 cm", "46 cm"]
     assert all(supported_by(f, line) for f in extract_facts("58 x 45 x 46 cm"))
+    assert [f.value for f in extract_facts("Maat (cm): 40-50")] == ["40-50 cm"]
 
 
 def test_ambiguous_words_are_no_numbers():
@@ -137,6 +183,20 @@ def test_a_line_with_several_facts():
         ("kattenhuis.nl/retour", "https://www.kattenhuis.nl/garantie", False),
         ("020 123 4567", "Telefoon: +31 20 1234567", True),
         ("020 123 4568", "Telefoon: 020-1234567", False),
+        ("10 liter", "een afvalzak van 10 tot 15 liter", False),  # one end of a range is no fact of its own
+        ("15 liter", "een afvalzak van 10 tot 15 liter", False),
+        ("10", "een afvalzak van 10 tot 15 liter", False),
+        ("€ 10", "Van €10 tot en met €1.000", False),
+        ("3 weken", "elke 2 tot 3 weken", False),
+        ("10 tot 15 liter", "een afvalzak van 10 tot 15 liter", True),  # a range: the same range
+        ("10-15 l", "een afvalzak van 10 tot 15 liter", True),
+        ("2 to 3 weeks", "elke 2 tot 3 weken", True),
+        ("2-3 weeks", "elke 2 tot 3 weken", True),
+        ("between 3 and 4 litres", "3 tot 4 liter", True),
+        ("10-15", "een afvalzak van 10 tot 15 liter", True),  # a bare range: the same range with any unit
+        ("2 tot 4 weken", "elke 2 tot 3 weken", False),
+        ("10 tot 15 liter", "Inhoud: 10 liter of 15 liter", False),  # two amounts are no range
+        ("10 tot 15 liter", "10 tot 15 kg", False),
     ],
 )
 def test_fact_matches(claim, line, match):
