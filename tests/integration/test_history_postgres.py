@@ -13,6 +13,7 @@ from core.resources import set_resources
 from core.settings import get_settings
 from fakes import fake_resources
 from graph.builder import build_graph
+from graph.context import Context
 
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 FIRST = "Hoeveel kost de CatCave Classic 40?"
@@ -48,8 +49,12 @@ async def test_postgres_checkpointer_round_trip(tmp_path, monkeypatch, postgres_
         assert store.backend == "postgres"
         chat = build_graph(conversational=True).compile(checkpointer=store.saver)
         await store.touch(thread_id)
-        await chat.ainvoke({"question": FIRST, "turn_id": "a" * 32}, config, durability="exit")
-        out = await chat.ainvoke({"question": FOLLOW_UP, "turn_id": "b" * 32}, config, durability="exit")
+        # Any evidence line may support the scripted answers: the hashed test embedder ranks the price line of this
+        # small catalogue third, and what is tested here is the history, not the line ranking.
+        ctx = Context(support_top_lines=0)
+        await chat.ainvoke({"question": FIRST, "turn_id": "a" * 32}, config, durability="exit", context=ctx)
+        out = await chat.ainvoke({"question": FOLLOW_UP, "turn_id": "b" * 32}, config, durability="exit", context=ctx)
+        assert out["mode"] == "generated", out
         assert out["sources"][0]["id"] == "catcave-classic-40"
 
         # A second connection pool (another replica) reads the same history back.
