@@ -9,16 +9,16 @@ from pathlib import Path
 from urllib.parse import quote
 
 from chains import prompts
+from fakes import AFVALBAK_9_LITER, AFVALBAK_WEEKLY
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "var" / "artifacts"  # the screenshot, a test artifact
 
 QUESTION = "Hoeveel liter is de afvalbak van de zelfreinigende kattenbak?"
-ANSWER = (
-    "De PurrClean AutoBox 9 heeft een afvalbak van 9 liter. Bij een kat hoef je de afvalbak ongeveer "
-    "eens per week te legen; bij twee katten vaker. De kattenbak reinigt zichzelf na elk bezoek en "
-    "verzamelt de klonten in die afvalbak, zodat je er weinig omkijken naar hebt."
-)
+# Two sentences that restate lines of the test catalogue: the claim check passes them, one stream event each.
+ANSWER = f"{AFVALBAK_9_LITER} {AFVALBAK_WEEKLY}"
+# The widget is under test here, not the ranking of the test embedder's lines: any evidence line may support.
+ANY_LINE = {"SUPPORT_TOP_LINES": "0"}
 FIRST = "Hoeveel kost de CatCave Classic 40?"
 FOLLOW_UP = "En is die er ook in het zwart?"
 REWRITTEN = "Is de CatCave Classic 40 ook in het zwart verkrijgbaar?"
@@ -58,7 +58,7 @@ def assistant_texts(page) -> list[str]:
 
 
 def test_answer_streams_in_with_source_links_and_feedback(serve, page):
-    base = serve(ANSWER, delay_s=0.06)
+    base = serve(ANSWER, env=ANY_LINE, delay_s=0.06)
     page.goto(base + "/")
     for _ in range(8):  # keyboard only: tab to the question field
         if page.evaluate("document.activeElement && document.activeElement.id") == "kh-input":
@@ -103,7 +103,11 @@ def test_answer_streams_in_with_source_links_and_feedback(serve, page):
 
 def test_follow_up_uses_the_history_and_a_reload_keeps_the_conversation(serve, page):
     base = serve(
-        "De CatCave Classic 40 kost 39,95 euro.", REWRITTEN, "De CatCave Classic 40 heeft een filter.", delay_s=0.01
+        "De CatCave Classic 40 kost 39,95 euro.",
+        REWRITTEN,
+        "De CatCave Classic 40 heeft een filter.",
+        env=ANY_LINE,
+        delay_s=0.01,
     )
     page.goto(base + "/")
     ask(page, FIRST)
@@ -128,7 +132,8 @@ def test_follow_up_uses_the_history_and_a_reload_keeps_the_conversation(serve, p
 
 def test_xss_in_question_and_document_renders_as_text(serve, page):
     answer = f"Bekijk de krabpaalgids {XSS} voor een krabpaal met sisaltouw voor een jonge kat."
-    base = serve(answer, docs=XSS_DOC, delay_s=0.01)
+    # The payload in the question must not make the assistant abstain: the document (and its title) must be shown.
+    base = serve(answer, docs=XSS_DOC, env={"MIN_QUESTION_COVERAGE": "0"}, delay_s=0.01)
     page.goto(base + "/")
     ask(page, f"Welke krabpaal past bij een jonge kat? {XSS}")
     page.wait_for_selector("#kh-log .kh-assistant[data-state='done'], #kh-log .kh-assistant[data-state='refused']")
@@ -136,7 +141,8 @@ def test_xss_in_question_and_document_renders_as_text(serve, page):
     titles = page.locator("#kh-log .kh-sources a").all_text_contents()
     assert XSS_TITLE in titles  # the document's title, payload and all, shown as plain text
     text = assistant_texts(page)[-1]
-    assert XSS in text or text in (prompts.REFUSAL_NL, prompts.REFUSAL_EN)
+    # The model's sentence with markup fails the check: the guide is quoted instead, its title payload and all.
+    assert XSS_TITLE in text or XSS in text or text in (prompts.REFUSAL_NL, prompts.REFUSAL_EN)
     assert page.locator("#kh-chat img, #kh-chat script").count() == 0  # nothing was parsed as HTML
     assert page.evaluate("window.__xss") is None
     assert page.errors == []  # not even a handler that the CSP had to block
@@ -171,12 +177,13 @@ def test_rate_limited_question_shows_when_to_retry(serve, page):
 
 
 def test_stop_button_ends_the_answer(serve, page):
-    base = serve(" ".join(f"woord{i}" for i in range(300)), delay_s=0.05)
+    # A long answer of sentences that stream out one by one (the claims stage off: they need no evidence).
+    base = serve(" ".join(f"Regel {i}." for i in range(300)), env={"CHECK_CLAIMS": "false"}, delay_s=0.05)
     page.goto(base + "/")
     ask(page, QUESTION)
     page.wait_for_selector(DONE.format("streaming"))
     page.get_by_role("button", name="Stop").click()
     view = page.wait_for_selector(DONE.format("stopped"))
     assert view.query_selector(".kh-state").text_content() == "Gestopt."
-    assert 0 < len(assistant_texts(page)[-1].split()) < 300
+    assert 0 < len(assistant_texts(page)[-1].split()) < 600
     assert page.locator("#kh-send").is_enabled() and not page.locator("#kh-stop").is_visible()

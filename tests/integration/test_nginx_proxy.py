@@ -86,7 +86,9 @@ def test_blue_green_weights_sse_and_rate_limit(tmp_path, blue_green):
                 if line.startswith("data:") and '"answer"' in line:
                     arrivals.append(time.monotonic() - t0)
         total = time.monotonic() - t0
-        assert len(arrivals) >= 5, arrivals
+        # One checked sentence is released early (guards.stream), then the model goes on for ~1.6 s: through a
+        # buffering proxy the sentence would only arrive with the end of the stream.
+        assert len(arrivals) >= 1, arrivals
         assert arrivals[0] < total - 1.0, f"first answer chunk at {arrivals[0]:.2f} s of {total:.2f} s: buffered"
 
         # 2. Weights 100/0: everything goes to blue; flipped to 0/100 (the runbook), everything to green.
