@@ -31,7 +31,7 @@ from core.metrics import TIME_TO_FIRST_TOKEN
 from core.settings import get_settings
 from graph.builder import graph
 from graph.context import Context
-from graph.trust import make_stream
+from graph.trust import evidence_lines, make_stream, sources_of
 from guards.stream import SentenceStream
 
 UNAVAILABLE = "The assistant is temporarily unavailable, please try again shortly."
@@ -133,7 +133,8 @@ class Assistant(Runnable[dict[str, Any], dict[str, Any]]):
                         continue
                     if run.checked is None:  # the evidence is in the state by now: the same checks as the graph's
                         run.checked = make_stream(final, run.context)
-                        yield AddableDict(sources=_evidence_sources(final))
+                        # the evidence's documents now; the checked answer's own follow after the text
+                        yield AddableDict(sources=sources_of(evidence_lines(final)))
                     text = run.checked.feed(str(chunk.content))
                     if text:
                         yield AddableDict(answer=text)
@@ -151,14 +152,6 @@ class _Run:
     checked: SentenceStream | None = None  # the sentence checker, once the model speaks
     sent_sources: list[Any] | None = None
     streamed: bool = False
-
-
-def _evidence_sources(final: dict[str, Any]) -> list[dict[str, str]]:
-    """The evidence's documents: sent when the model starts; the checked answer's own follow after the text."""
-    seen: dict[str, dict[str, str]] = {}
-    for line in final.get("evidence") or []:
-        seen.setdefault(line["doc_id"], {"id": line["doc_id"], "title": line["title"]})
-    return list(seen.values())
 
 
 async def _close(final: dict[str, Any], run: _Run) -> AsyncIterator[AddableDict]:

@@ -161,7 +161,7 @@ class ClaimChecker:
         everywhere = [f for line in evidence for f in _line_facts(line)]
         if missing := next((f for f in facts if f.kind == "model" and not supported_by(f, everywhere)), None):
             return _fail("unsupported_fact", missing.raw)
-        lines = [line for line in evidence if not line.text.rstrip().endswith("?")]  # a question asserts nothing
+        lines = [line for line in evidence if not line.is_question]
         found = {id(line): _line_facts(line) for line in lines}
         about = {id(line): _about(line, names) for line in lines}
         claims = [f for f in facts if f.kind != "model"]

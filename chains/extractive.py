@@ -51,7 +51,7 @@ def extractive_answer(
     for line in evidence:
         if len(used) >= max_lines or budget <= 0:
             break
-        if not line.text.strip() or line.text.rstrip().endswith("?"):  # an FAQ's question answers nothing
+        if not line.text.strip() or line.is_question:
             continue
         if same_document and used and line.doc_id != used[0].doc_id:  # one source: the best line's document
             continue

@@ -40,6 +40,11 @@ class EvidenceLine:
     product: str = ""  # the product name when the document is a product sheet, else ""
 
     @property
+    def is_question(self) -> bool:
+        """An FAQ's question ("Kan ik …?"): it asserts nothing, so it neither supports a claim nor is quoted."""
+        return self.text.rstrip().endswith("?")
+
+    @property
     def line_id(self) -> str:
         """``<doc_id>:<line>``: what the audit line records (never the text)."""
         return f"{self.doc_id}:{self.line}"

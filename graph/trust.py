@@ -73,7 +73,7 @@ def supporting_lines(lines: list[EvidenceLine], top: int) -> list[EvidenceLine]:
     The prompt shows more lines than this, but the model's choice among them is the least reliable step of a small
     model: a sentence must say what one of the best lines says, the same lines the extractive answer would quote.
     """
-    answers = [line for line in lines if not line.text.rstrip().endswith("?")]
+    answers = [line for line in lines if not line.is_question]
     return answers[:top] if top else answers
 
 
@@ -135,7 +135,8 @@ def abstain(state: Any) -> dict[str, Any]:
     return {"answer": answer, "sources": [], "mode": "abstained", "messages": []}
 
 
-def _sources(lines: list[EvidenceLine]) -> list[Source]:
+def sources_of(lines: list[EvidenceLine]) -> list[Source]:
+    """The documents of ``lines``, once each, in the lines' order."""
     seen: dict[str, Source] = {}
     for line in lines:
         seen.setdefault(line.doc_id, Source(id=line.doc_id, title=line.title))
@@ -160,13 +161,13 @@ async def check(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         record["failed"] = {"stage": stream.failure.stage, "reason": stream.failure.reason}
     update: dict[str, Any] = {"cut": stream.stopped}
     if stream.passed and (stream.supporting or not ctx.check_claims):
-        cited = _sources(stream.supporting) or _sources(lines)
+        cited = sources_of(stream.supporting) or sources_of(lines)
         update |= {"answer": _with_note(stream.released, state), "sources": cited, "mode": "generated"}
     elif weak(state["question"], lines, ctx):
         update |= abstain(state)
     else:
         language = "en" if state.get("language") == "en" else "nl"
         text, used = extractive_answer(lines, language)
-        update |= {"answer": _with_note(text, state), "sources": _sources(used), "mode": "extractive"}
+        update |= {"answer": _with_note(text, state), "sources": sources_of(used), "mode": "extractive"}
     requestctx.annotate(check=record, mode=update["mode"])
     return update
