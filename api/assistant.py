@@ -31,7 +31,7 @@ from core.metrics import TIME_TO_FIRST_TOKEN
 from core.settings import get_settings
 from graph.builder import graph
 from graph.context import Context
-from graph.trust import evidence_lines, make_stream, sources_of
+from graph.trust import evidence_lines, make_stream, notes, sources_of
 from guards.stream import SentenceStream
 
 UNAVAILABLE = "The assistant is temporarily unavailable, please try again shortly."
@@ -163,7 +163,7 @@ async def _close(final: dict[str, Any], run: _Run) -> AsyncIterator[AddableDict]
         yield AddableDict(blocked=True, refusal=final.get("answer", ""))
     elif run.checked is not None and mode == "generated":
         rest = run.checked.finish(truncated=bool(final.get("truncated")))
-        note = final.get("feed_note") or ""
+        note = notes(final)
         tail = " ".join(t for t in (rest.strip(), note) if t)
         if tail:
             yield AddableDict(answer=f" {tail}" if run.streamed else tail)

@@ -100,7 +100,7 @@ async def _json(send: Send, status: int, body: dict[str, Any], headers: list[tup
 
 # Refusals caused by the service itself (the classifier could not answer in time or is missing) fail closed
 # but are not the client's fault: they do not count towards the client's backoff.
-SERVICE_FAULTS = frozenset({"classifier_timeout", "classifier_unavailable"})
+SERVICE_FAULTS = frozenset({"classifier_timeout", "classifier_unavailable", "classifier_error"})
 
 
 def _client_strike(guard: dict[str, Any]) -> bool:

@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.types import Scope
 
 from core.metrics import (
+    ANSWER_OUTCOMES,
     BACKEND_ERRORS,
     BACKEND_REQUESTS,
     BACKEND_TRAFFIC_SHARE,
@@ -61,6 +62,8 @@ def observe_request(scope: Scope, record: dict[str, Any], seconds: float, *, est
     out = record.get("output_filter")
     if out:
         GUARD_VERDICTS.labels(stage="output", decision=out["decision"], reason=_first(out.get("reasons"))).inc()
+    if record.get("mode"):
+        ANSWER_OUTCOMES.labels(outcome=str(record["mode"])).inc()
     if record.get("scope") not in (None, "catalogue"):
         SCOPE_ROUTES.labels(route=str(record["scope"])).inc()
     if guard and guard.get("decision") != "refuse" and "nodes_ms" in record and "rerank" in record["nodes_ms"]:

@@ -61,6 +61,11 @@ GUARD_VERDICTS = Counter(
     "Guard decisions: stage (input, output), decision, and the first reason ('none' when passed).",
     ["stage", "decision", "reason"],
 )
+ANSWER_OUTCOMES = Counter(
+    f"{NAMESPACE}_outcomes_total",
+    "Answers by outcome (core.outcomes: generated, extractive, abstained, refused, service, off_topic, routes).",
+    ["outcome"],
+)
 SCOPE_ROUTES = Counter(
     f"{NAMESPACE}_scope_routes_total",
     "Questions answered with a fixed customer-service route before retrieval (chains.scope), by route.",

@@ -17,11 +17,16 @@ from core.reranker import Reranker, make_reranker, reranker_kwargs
 from core.routing import make_chat_model
 from core.settings import Settings, get_settings
 from core.vectorstore import VectorStore, open_client
-from guards.classifier import ClassifierUnavailableError, InjectionClassifier
+from guards.classifier import ClassifierUnavailableError, InjectionClassifier, embedding_model_id
+from guards.intent import IntentClassifier, IntentModelError
+from guards.leaks import Embed
 from guards.output import OutputFilter
 
 if TYPE_CHECKING:
     from core.batching import ModelBatchers
+    from guards.encoder_classifier import EncoderClassifier
+
+    Classifier = InjectionClassifier | EncoderClassifier
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +40,9 @@ class Resources:
     store: VectorStore
     llm: BaseChatModel
     output_filter: OutputFilter = field(default_factory=lambda: make_output_filter(get_settings()))
-    classifier: InjectionClassifier | None = None
+    classifier: Classifier | None = None  # InjectionClassifier (logistic) or EncoderClassifier (fine-tuned)
     classifier_error: str = "no injection classifier configured"
+    intent: IntentClassifier | None = None  # shop question / service request / off-topic (not a security layer)
     batchers: ModelBatchers | None = field(default=None, repr=False)  # core.batching.batchers() builds it
     lexical: LexicalIndex | None = None  # BM25 over the collection (HYBRID_BM25), built at start-up
     lines: LineIndex = field(default_factory=LineIndex)  # evidence lines of the index version in use (lazy)
@@ -65,8 +71,12 @@ def make_llm(settings: Settings) -> BaseChatModel:
     )
 
 
-def make_output_filter(settings: Settings) -> OutputFilter:
-    """The output filter with this deployment's canary and the secrets that must never leave."""
+def make_output_filter(settings: Settings, embed: Embed | None = None) -> OutputFilter:
+    """The output filter with this deployment's canary and the secrets that must never leave.
+
+    ``embed`` (the e5 query encoder, with ``LEAK_SIMILARITY``): also catch the system prompt translated or
+    paraphrased (``guards.leaks``), at one embedding per new answer sentence.
+    """
     from chains import prompts
 
     canary = (
@@ -86,7 +96,18 @@ def make_output_filter(settings: Settings) -> OutputFilter:
         if s is not None and s.get_secret_value() not in ("", "not-needed")
     ]
     protected = [prompts.system_prompt("nl", canary), prompts.system_prompt("en", canary)]
-    return OutputFilter(canary=canary, protected_texts=protected, secrets=secret_values)
+    return OutputFilter(canary=canary, protected_texts=protected, secrets=secret_values, embed=embed)
+
+
+def make_classifier(settings: Settings, embedder: Embedder) -> Classifier:
+    """The guard's injection classifier of ``INJECTION_CLASSIFIER``; ``ClassifierUnavailableError`` if not built."""
+    match settings.injection_classifier:
+        case "encoder":
+            from guards.encoder_classifier import EncoderClassifier  # torch model: loaded only when chosen
+
+            return EncoderClassifier.load(settings.injection_encoder_path)
+        case "logistic":
+            return InjectionClassifier.load(settings.injection_classifier_path, embedder)
 
 
 def build_resources(settings: Settings) -> Resources:
@@ -96,21 +117,28 @@ def build_resources(settings: Settings) -> Resources:
         open_client(settings.chroma_path, settings.chroma_url), settings.chroma_collection, embedder.name
     )
     embedder.embed_queries(["warm-up"])  # first torch call is slow; pay it at start-up, not per request
-    classifier, classifier_error = None, ""
+    classifier: Classifier | None = None
+    classifier_error = ""
     try:
-        classifier = InjectionClassifier.load(settings.injection_classifier_path, embedder)
+        classifier = make_classifier(settings, embedder)
     except ClassifierUnavailableError as exc:
         # Fail closed: the guard refuses every question until a classifier is available.
         classifier_error = str(exc)
         logger.error("injection classifier unavailable, questions will be refused: %s", exc)
+    intent = None
+    try:
+        intent = IntentClassifier.load(settings.intent_model_path, embedding_model_id(embedder.name))
+    except IntentModelError as exc:
+        logger.warning("intent model unavailable, every message is treated as a shop question: %s", exc)
     return Resources(
         embedder=embedder,
         reranker=make_reranker(**reranker_kwargs(settings)),
         store=store,
         llm=make_chat_model(settings),  # one backend's client, or the router over LLM_BACKENDS (issue #6)
-        output_filter=make_output_filter(settings),
+        output_filter=make_output_filter(settings, embedder.embed_queries if settings.leak_similarity else None),
         classifier=classifier,
         classifier_error=classifier_error,
+        intent=intent,
         lexical=LexicalIndex.from_store(store) if settings.hybrid_bm25 else None,
     )
 

@@ -96,12 +96,22 @@ class Settings(BaseSettings):
     audit_max_bytes: int = Field(default=10_000_000, ge=10_000)
     audit_backups: int = Field(default=10, ge=1)
     emergency_stop_file: Path = ROOT / "var" / "EMERGENCY_STOP"
+    # The guard's classifier (layer b): "encoder" = e5-small fine-tuned on the guard data (modelprep/guard_encoder.py,
+    # the default since issue #16: detection 0.98 vs 0.76 at the same false-refusal budget), "logistic" = the
+    # logistic-regression head on the retriever's e5 vector (guards/classifier.py; no forward pass of its own).
+    injection_classifier: Literal["encoder", "logistic"] = "encoder"
+    injection_encoder_path: Path = ROOT / ".cache" / "models" / "guard-encoder-e5-small"
     injection_classifier_path: Path = ROOT / ".cache" / "guards" / "injection.npz"
+    # Shop question, service request or off-topic (guards/intent.py); without it every message is a question.
+    intent_model_path: Path = ROOT / ".cache" / "guards" / "intent.npz"
     # How long the guard may take before it counts as "cannot decide" (→ refusal, fail closed). One question
     # alone takes ~25 ms (BENCHMARKS.md); under saturation the shared, batched embedder queues for seconds,
     # and a load peak must slow answers down, not turn every question into a refusal.
     guard_timeout_s: float = Field(default=10.0, gt=0)
     prompt_canary: SecretStr | None = None  # per deployment; random per process when unset
+    # The output filter also compares each answer sentence's e5 vector with the system prompt's sentences, to catch
+    # a translated or paraphrased prompt (guards/leaks.py); costs one query embedding per new sentence.
+    leak_similarity: bool = True
 
     # --- Serving: OpenAI-compatible endpoint, in-flight cap, timeouts ---
     served_model_name: str = "kattenhuis-assistant"  # the model id of /v1/models and /v1/chat/completions

@@ -62,6 +62,7 @@ class ConversationState(TypedDict, total=False):
     guard_reasons: Annotated[list[str], UntrackedValue]
     query_vector: Annotated[list[float], UntrackedValue]
     feed_note: Annotated[str, UntrackedValue]
+    route_note: Annotated[str, UntrackedValue]
     draft: Annotated[str, UntrackedValue]
     truncated: Annotated[bool, UntrackedValue]
     cut: Annotated[bool, UntrackedValue]

@@ -20,6 +20,7 @@ from core import requestctx
 from core.batching import batchers
 from core.resources import Resources, get_resources
 from core.settings import get_settings
+from graph import intent
 from graph.context import Context
 from graph.nodes import _bounded, _ctx
 from graph.state import State
@@ -30,13 +31,26 @@ from guards.input import check_question
 logger = logging.getLogger(__name__)
 
 
-async def classify(res: Resources, question: str) -> tuple[bool, float, list[float]]:
-    """Embed the question once (batched across requests; the retriever reuses the vector) and score it."""
-    if res.classifier is None:
+async def classify(res: Resources, question: str, folded: str = "") -> tuple[bool, float, list[float]]:
+    """Embed the question once (batched across requests; the retriever reuses the vector) and score it.
+
+    ``folded``: the question with its mixed-script words folded to their look-alike skeletons (``guards.input``),
+    which is what the classifier reads. A head over e5 vectors scores the vector (the folded text's, embedded in
+    the same batch when it differs); a fine-tuned encoder reads the text in a thread, beside the embedding.
+    """
+    classifier = res.classifier
+    if classifier is None:
         raise ClassifierUnavailableError(res.classifier_error)
-    vector = (await batchers(res).embed_queries([question]))[0]
-    flagged, score = res.classifier.is_injection(question, vector)
-    return flagged, score, [float(x) for x in vector]
+    text = folded or question
+    if not classifier.uses_vector:
+        vectors, (flagged, score) = await asyncio.gather(
+            batchers(res).embed_queries([question]), asyncio.to_thread(classifier.is_injection, text)
+        )
+        return flagged, score, [float(x) for x in vectors[0]]
+    texts = [question, text] if text != question else [question]
+    vectors = await batchers(res).embed_queries(texts)
+    flagged, score = classifier.is_injection(text, vectors[-1])
+    return flagged, score, [float(x) for x in vectors[0]]
 
 
 @timed
@@ -51,7 +65,7 @@ async def guard(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         res = await asyncio.to_thread(get_resources)  # built once; not part of the guard's time budget
         try:
             flagged, score, vector = await asyncio.wait_for(
-                classify(res, verdict.question), get_settings().guard_timeout_s
+                classify(res, verdict.question, verdict.classifier_text), get_settings().guard_timeout_s
             )
             if flagged:
                 reasons.append("classifier")
@@ -59,6 +73,9 @@ async def guard(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             reasons.append("classifier_timeout")
         except ClassifierUnavailableError:
             reasons.append("classifier_unavailable")
+        except Exception:  # a classifier that fails cannot decide: refuse (fail closed), as on a timeout
+            logger.exception("the injection classifier failed")
+            reasons.append("classifier_error")
     decision = "refuse" if reasons else "allow"
     requestctx.annotate(
         guard={"decision": decision, "reasons": reasons, "score": None if score is None else round(score, 4)},
@@ -91,6 +108,7 @@ def route_after_guard(state: State) -> Literal["scope", "__end__"]:
     return "__end__" if state.get("refused") else "scope"
 
 
+_RULE_REASONS = {"order": "order", "other_species": "off_topic"}  # the audit's route reason of a rule's route
 _LINES: dict[tuple[int, str], tuple[ProductLines, ProductNames]] = {}  # per store and index version: lines and names
 
 
@@ -118,10 +136,13 @@ async def scope(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     language: Literal["nl", "en"] = "en" if state.get("language") == "en" else "nl"
     lines, names = await _bounded(asyncio.to_thread(_product_lines))
     kind = classify_scope(state["question"], lines, names, language)
-    requestctx.annotate(scope=kind)
-    if kind == "catalogue":
-        return {"scope": kind}
-    requestctx.annotate(mode=kind)
+    if kind == "catalogue":  # not routed by the rules: what does the message want? (guards.intent)
+        routed = await _bounded(intent.route(get_resources(), state))
+        requestctx.annotate(scope=(routed or {}).get("scope", kind))
+        return routed or {"scope": kind}
+    requestctx.annotate(
+        scope=kind, mode=kind, routed={"outcome": kind, "reason": _RULE_REASONS.get(kind), "by": "rules"}
+    )
     return {"scope": kind, "answer": prompts.SCOPE_ANSWERS[(kind, language)], "sources": [], "mode": kind}
 
 

@@ -57,6 +57,7 @@ class State(InputState, OutputState, total=False):
     guard_reasons: list[str]
     query_vector: list[float]
     feed_note: str  # chains.freshness: appended to answers about price or stock
+    route_note: str  # graph.intent: the customer-service route for the request part of a mixed message
     scope: str  # chains.scope: catalogue, or the fixed route taken before retrieval
     draft: str  # the model's text before the claim check (never shown as it is)
     truncated: bool  # the model stopped at its token limit: the draft's last sentence is cut

@@ -143,8 +143,13 @@ def sources_of(lines: list[EvidenceLine]) -> list[Source]:
     return list(seen.values())
 
 
+def notes(state: Any) -> str:
+    """The fixed notes after a checked answer: the feed date (price/stock) and the route of a mixed request."""
+    return " ".join(n for n in (state.get("feed_note"), state.get("route_note")) if n)
+
+
 def _with_note(answer: str, state: Any) -> str:
-    note = state.get("feed_note")
+    note = notes(state)
     return f"{answer} {note}" if note else answer
 
 
@@ -164,7 +169,7 @@ async def check(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         cited = sources_of(stream.supporting) or sources_of(lines)
         update |= {"answer": _with_note(stream.released, state), "sources": cited, "mode": "generated"}
     elif weak(state["question"], lines, ctx):
-        update |= abstain(state)
+        update |= abstain(state)  # its text is the route to customer service already
     else:
         language = "en" if state.get("language") == "en" else "nl"
         text, used = extractive_answer(lines, language)

@@ -71,6 +71,8 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, max_iter: int = 
 class InjectionClassifier:
     """Scores questions for prompt-injection / jailbreak / prompt-leak intent (1 = attack)."""
 
+    uses_vector = True  # a head over the retriever's e5 vector: microseconds once the vector is there
+
     def __init__(
         self,
         embedder: Embedder,

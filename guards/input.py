@@ -8,13 +8,15 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Literal
 
+from guards.unicode import decode_tags, fold_confusables, fold_mixed_script, space_ignorable, strip_ignorable
+
 logger = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000
 Decision = Literal["allow", "refuse"]
 
-# Control characters (except tab/newline) and zero-width / bidi formatting characters.
-_INVISIBLE = re.compile(r"[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
+# Line and paragraph separators end a line: removed, they would glue two words together.
+_LINE_SEPARATORS = re.compile("[\u2028\u2029]")
 _SPACES = re.compile(r"[ \t]+")
 
 INJECTION_PATTERNS: dict[str, re.Pattern[str]] = {
@@ -55,6 +57,8 @@ class GuardVerdict:
     decision: Decision
     question: str
     reasons: list[str] = field(default_factory=list)
+    # What the injection classifier should see: ``question`` with each mixed-script word folded to its skeleton.
+    classifier_text: str = ""
 
 
 class InvalidQuestionError(ValueError):
@@ -62,25 +66,57 @@ class InvalidQuestionError(ValueError):
 
 
 def sanitize(text: str) -> str:
-    """NFKC-normalise, drop control and zero-width characters, collapse spaces, strip."""
-    text = unicodedata.normalize("NFKC", text)
-    text = _INVISIBLE.sub("", text)
+    """NFKC-normalise, drop invisible characters (``guards.unicode.strip_ignorable``), collapse spaces, strip.
+
+    Retrieval and the LLM get this text. Ignorables go before NFKC (so that what they separated composes)
+    and after it (NFKC maps a few characters onto ignorables, such as U+FFA0 onto U+3164).
+    """
+    text = strip_ignorable(_LINE_SEPARATORS.sub("\n", text))
+    text = strip_ignorable(unicodedata.normalize("NFKC", text))
     return _SPACES.sub(" ", text).strip()
+
+
+def rule_texts(question: str) -> list[str]:
+    """The texts the injection rules run on: ``question`` and its confusable folds.
+
+    The folds map non-ASCII look-alikes to their TR39 prototypes and drop combining marks, once as written and
+    once lowercased first (a Cyrillic capital І folds to ``l``, its small і to ``i``); plain ASCII stays.
+    """
+    texts = [question]
+    if question.isascii():
+        return texts  # nothing to fold (lowercasing adds nothing: the rules ignore case, DAN excepted)
+    for variant in (question, question.lower()):
+        folded = fold_confusables(variant, drop_marks=True)
+        if folded not in texts:
+            texts.append(folded)
+    return texts
+
+
+def matched_rules(texts: list[str]) -> list[str]:
+    """Names of the injection rules that match any of ``texts``."""
+    return [name for name, pattern in INJECTION_PATTERNS.items() if any(pattern.search(t) for t in texts)]
 
 
 def check_question(raw: str, max_chars: int = MAX_QUESTION_CHARS) -> GuardVerdict:
     """Sanitise ``raw`` and apply the injection rules.
 
     Raises ``InvalidQuestionError`` for empty or over-long input (a client error),
-    and returns a ``refuse`` verdict for injection attempts (a polite refusal).
+    and returns a ``refuse`` verdict for injection attempts (a polite refusal). The rules also read the text
+    that invisible tag characters spell ("ASCII smuggling"), which sanitising removes from the question.
     """
     question = sanitize(raw)
     if not question:
         raise InvalidQuestionError("the question is empty")
     if len(question) > max_chars:
         raise InvalidQuestionError(f"the question is longer than {max_chars} characters")
-    reasons = [name for name, pattern in INJECTION_PATTERNS.items() if pattern.search(question)]
+    texts = rule_texts(question)
+    if hidden := sanitize(decode_tags(raw)):
+        texts += rule_texts(hidden)
+    if (spaced := sanitize(space_ignorable(raw))) != question:  # "ignore\u200ball previous …": a word break
+        texts += rule_texts(spaced)
+    reasons = matched_rules(texts)
+    classifier_text = fold_mixed_script(question)
     if reasons:
         logger.info("input guard refused a question: %s", ",".join(reasons))
-        return GuardVerdict(decision="refuse", question=question, reasons=reasons)
-    return GuardVerdict(decision="allow", question=question)
+        return GuardVerdict(decision="refuse", question=question, reasons=reasons, classifier_text=classifier_text)
+    return GuardVerdict(decision="allow", question=question, classifier_text=classifier_text)

@@ -11,12 +11,14 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import urlsplit
 
 from chains.answer import cut_at_marker
+from guards.leaks import Embed, LeakDetector
 
 logger = logging.getLogger(__name__)
 
-OVERLAP_CHARS = 40
+OVERLAP_CHARS = 40  # no longer used: guards.leaks.ALNUM_WINDOW (alphanumerics) replaced the 40-character spans
 HOLDBACK_CHARS = 48
 OutputDecision = Literal["pass", "block"]
 
@@ -44,7 +46,11 @@ LEAK_PATTERNS: dict[str, re.Pattern[str]] = {
 # ("KORTING-7731", "KH-LB-1001": voucher, order or product codes) or a link/domain. Injected
 # instructions and hallucinations both tend to add exactly these; grounded answers copy them.
 GROUNDED_PATTERNS: dict[str, re.Pattern[str]] = {
-    "ungrounded_code": re.compile(r"\b[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+\b"),
+    # upper-case ("KATZE-GRATIS-77", "USB-C") or, in any case, with a part after a hyphen that starts with two
+    # digits ("korting-7731", "kh-lb-1001"; not "A4-formaat", "CO2-neutraal", "ma-vr")
+    "ungrounded_code": re.compile(
+        r"\b(?:[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+|[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*-\d{2,}[A-Za-z0-9]*(?:-[A-Za-z0-9]+)*)\b"
+    ),
     "ungrounded_link": re.compile(
         r"\bhttps?://[^\s\"'<>)\]]+|\bwww\.[\w-]+(?:\.[\w-]+)+"
         r"|\b[\w-]+(?:\.[\w-]+)*\.(?:com|nl|be|de|eu|net|org|io|biz|info|shop|xyz|ru|cn|example)\b",
@@ -52,28 +58,45 @@ GROUNDED_PATTERNS: dict[str, re.Pattern[str]] = {
     ),
 }
 SHOP_DOMAINS = ("kattenhuis.nl",)
-_WS = re.compile(r"\s+")
+_CODE_TOKEN = re.compile(r"[\w-]+")
 
 
-def _norm(text: str) -> str:
-    return _WS.sub(" ", text).strip().lower()
+def _hostname(item: str) -> tuple[str, bool]:
+    """The link's parsed host name and whether the link has nothing but a host (no user, port, path, query)."""
+    try:
+        parts = urlsplit(item if "://" in item else "http://" + item)
+        host, port = (parts.hostname or "").rstrip("."), parts.port
+    except ValueError:
+        return "", False
+    bare = not (parts.username or parts.password or port or parts.path.strip("/") or parts.query or parts.fragment)
+    return host, bare
 
 
 def _shop_link(item: str, *, partial: bool) -> bool:
-    host = re.sub(r"^https?://", "", item).split("/", 1)[0]
-    if host.endswith(SHOP_DOMAINS) and (len(host) == len(host.rstrip(".")) or partial):
-        return any(host == d or host.endswith("." + d) for d in SHOP_DOMAINS)
-    # a stream that stopped inside the shop's own address ("https://www.kattenh")
-    return partial and "/" not in item.split("//", 1)[-1] and any(f"www.{d}".startswith(host) for d in SHOP_DOMAINS)
+    """A link to the shop's own domain (by the parsed host name, not by the text around it).
+
+    ``partial``: the link ends the text of a stream still growing, so a bare host that is the start of the shop's
+    address ("https://www.kattenh") is allowed until the next check.
+    """
+    host, bare = _hostname(item)
+    if any(host == d or host.endswith("." + d) for d in SHOP_DOMAINS):
+        return True
+    prefix = any(f"www.{d}".startswith(host) or d.startswith(host) for d in SHOP_DOMAINS)
+    return partial and bare and bool(host) and prefix
+
+
+def _in_context(item: str, folded: str) -> bool:
+    """A code occurs in the context as a whole code, not as the start of a longer one ("KH-LB-100")."""
+    return re.search(rf"(?<![\w-]){re.escape(item)}(?![\w-])", folded) is not None
 
 
 def ungrounded(text: str, context: str, *, partial: bool = False) -> list[str]:
     """Names of ``GROUNDED_PATTERNS`` with a match in ``text`` that ``context`` does not contain.
 
-    Links to the shop's own domain are always allowed. ``partial``: ``text`` is a stream still
-    growing; a match at its very end may be an incomplete shop address ("www.kattenhuis.n") and is
-    then left for the next check (an incomplete code or foreign link is refused at once: no
-    continuation can make it grounded).
+    Codes compare case-insensitively. Links to the shop's own domain (by the parsed host name) are always allowed;
+    other links only when the context contains the link's text. ``partial``: ``text`` is a stream still growing; a
+    match at its very end may be an incomplete shop address ("www.kattenhuis.n") or an incomplete grounded code
+    and is then left for the next check.
     """
     folded = context.casefold()
     found = []
@@ -81,7 +104,13 @@ def ungrounded(text: str, context: str, *, partial: bool = False) -> list[str]:
         for match in pattern.finditer(text):
             item = match.group(0).casefold().rstrip(".,;:!?")
             at_end = partial and match.end() == len(text)
-            if item in folded or (name == "ungrounded_link" and _shop_link(item, partial=at_end)):
+            if name == "ungrounded_code":
+                # the whole token: all of "KH-CANARY-5e1f" where the pattern took "KH-CANARY"
+                whole = _CODE_TOKEN.match(text, match.start())
+                item = whole.group(0).casefold().strip("-") if whole else item
+                if (item in folded) if at_end else _in_context(item, folded):
+                    continue
+            elif item in folded or _shop_link(item, partial=at_end):
                 continue
             found.append(name)
             break
@@ -97,33 +126,32 @@ class OutputVerdict:
 
 
 class OutputFilter:
-    """Blocks answers containing the canary, secrets, a long system-prompt span or internals."""
+    """Blocks answers containing the canary, secrets, the system prompt (in any form) or internals.
 
-    def __init__(self, *, canary: str, protected_texts: Iterable[str], secrets: Iterable[str] = ()) -> None:
+    ``embed`` (texts to L2-normalised rows, e.g. the e5 query encoder) adds ``system_prompt_similar``: a sentence
+    that is a translation or paraphrase of the system prompt (``guards.leaks``).
+    """
+
+    def __init__(
+        self,
+        *,
+        canary: str,
+        protected_texts: Iterable[str],
+        secrets: Iterable[str] = (),
+        embed: Embed | None = None,
+    ) -> None:
         self.canary = canary
         self._secrets = [s for s in secrets if s and len(s) >= 8]
-        self._shingles: set[str] = set()
-        for text in protected_texts:
-            norm = _norm(text)
-            for i in range(max(0, len(norm) - OVERLAP_CHARS + 1)):
-                self._shingles.add(norm[i : i + OVERLAP_CHARS])
-
-    def _overlaps_protected(self, text: str) -> bool:
-        norm = _norm(text)
-        return any(norm[i : i + OVERLAP_CHARS] in self._shingles for i in range(len(norm) - OVERLAP_CHARS + 1))
+        self.leaks = LeakDetector(canary, list(protected_texts), embed)
 
     def check(self, text: str, context: str | None = None, *, partial: bool = False) -> OutputVerdict:
         """Return ``block`` with the reasons when ``text`` must not reach the shopper.
 
         With ``context`` (the retrieved documents' text) codes and links in ``text`` must also occur in it.
         """
-        reasons: list[str] = []
-        if self.canary and self.canary.lower() in text.lower():
-            reasons.append("canary")
+        reasons = self.leaks.reasons(text)
         if any(s in text for s in self._secrets):
             reasons.append("secret")
-        if self._shingles and self._overlaps_protected(text):
-            reasons.append("system_prompt_overlap")
         reasons.extend(name for name, pattern in LEAK_PATTERNS.items() if pattern.search(text))
         if context is not None:
             reasons.extend(ungrounded(text, context, partial=partial))

@@ -1,7 +1,8 @@
 """One checker for everything that inspects the model's outgoing text, a sentence at a time.
 
 ``SentenceStream`` is fed the model's tokens and releases only whole sentences that passed every stage, in
-order: **markup** (no HTML, scripts or Markdown links/images), **claims** (``chains.claims``: every sentence
+order: **markup** (HTML, scripts and Markdown links/images removed), **echo** (no long span of the question the
+evidence lacks), **claims** (``chains.claims``: every sentence
 supported by an evidence line) and **leaks** (``guards.output.OutputFilter``: canary, system prompt, secrets,
 internals, ungrounded codes and links). The first failing sentence ends the generated text: neither it nor
 anything after it is released. A last sentence cut by the token limit is dropped. The graph's ``check`` node
@@ -11,7 +12,6 @@ same text. Stages are objects with a ``stage`` name and a ``check`` method: more
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -22,16 +22,10 @@ from chains.coverage import topic_words
 from chains.lexicon import content_words
 from chains.normalize import fact_spans, normalise_text
 from core.evidence import EvidenceLine
+from guards.markup import ECHO_MIN_CHARS, echoed_span, has_markup, strip_markup
 from guards.output import OutputFilter
 
-Stage = Literal["markup", "claims", "leaks"]
-
-# Markup a chat UI would render: HTML tags, script URLs, Markdown images and links, HTML entities.
-MARKUP = re.compile(
-    r"<\s*/?\s*[a-z!][^>]*>|<\s*[a-z]+[^>]*$|javascript\s*:|data\s*:\s*text/html|!\[[^\]]*\]\(|\[[^\]]*\]\([^)]*\)"
-    r"|&(?:lt|gt|amp|quot|#\d+);|\bon[a-z]+\s*=",
-    re.IGNORECASE,
-)
+Stage = Literal["markup", "echo", "claims", "leaks"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,6 +36,7 @@ class StageVerdict:
     stage: Stage
     reason: str = "ok"
     line: EvidenceLine | None = None  # the supporting evidence line (claims stage)
+    text: str | None = None  # the sentence as the next stages see it and the shopper gets it (markup removed)
 
 
 class SentenceCheck(Protocol):
@@ -55,14 +50,33 @@ class SentenceCheck(Protocol):
 
 
 class MarkupCheck:
-    """No markup leaves in an answer: plain text only."""
+    """No markup leaves in an answer: it is removed (``guards.markup``), and a sentence of nothing else fails."""
 
     stage: Stage = "markup"
 
     def check(self, sentence: str, before: str) -> StageVerdict:
-        """Fail a sentence with HTML, a script URL or Markdown link/image syntax."""
-        if MARKUP.search(sentence):
+        """The sentence without HTML, script URLs and Markdown links/images; fail when nothing is left."""
+        if not has_markup(sentence):
+            return StageVerdict(ok=True, stage=self.stage)
+        plain = strip_markup(sentence)
+        if not content_words(normalise_text(plain)):
             return StageVerdict(ok=False, stage=self.stage, reason="markup")
+        return StageVerdict(ok=True, stage=self.stage, reason="markup_removed", text=plain)
+
+
+@dataclass(kw_only=True)
+class EchoCheck:
+    """A sentence that parrots a long span of the question the evidence lacks fails (a payload sent back)."""
+
+    question: str
+    context: str
+    min_chars: int = ECHO_MIN_CHARS
+    stage: Stage = "echo"
+
+    def check(self, sentence: str, before: str) -> StageVerdict:
+        """Fail when ``sentence`` repeats at least ``min_chars`` characters of the question not in the evidence."""
+        if len(echoed_span(sentence, self.question, self.context)) >= self.min_chars:
+            return StageVerdict(ok=False, stage=self.stage, reason="echo")
         return StageVerdict(ok=True, stage=self.stage)
 
 
@@ -155,6 +169,7 @@ class SentenceStream:
                 return ""
             if verdict.line is not None:
                 self.supporting.append(verdict.line)
+            sentence = verdict.text if verdict.text is not None else sentence
         self.passed.append(sentence)
         return f" {sentence}" if before else sentence
 
@@ -190,9 +205,9 @@ def sentence_stream(
     cut_runon: bool = True,
     question: str = "",
 ) -> SentenceStream:
-    """The stages in their order: markup, claims (skipped when ``checker`` is None), leaks."""
+    """The stages in their order: markup, echo, claims (skipped when ``checker`` is None), leaks."""
     context = "\n".join(f"{line.title}\n{line.text}" for line in evidence)
-    stages: list[SentenceCheck] = [MarkupCheck()]
+    stages: list[SentenceCheck] = [MarkupCheck(), EchoCheck(question=question, context=context)]
     if checker is not None:
         stages.append(ClaimsCheck(checker=checker, evidence=evidence, language=language, question=question))
     stages.append(LeakCheck(output_filter=output_filter, context=context))

@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "evals" / "data"
 JAILBREAKS = DATA / "jailbreaks.jsonl"
 BENIGN = DATA / "security_benign.jsonl"
-WEB_PAYLOADS = ROOT.parent / "shared" / "data" / "web_payloads" / "sample.jsonl"
+# Vendored from ../shared/data/web_payloads/sample.jsonl (PayloadsAllTheThings, MIT): see evals/security/data/README.md.
+WEB_PAYLOADS = ROOT / "evals" / "security" / "data" / "web_payloads.jsonl"
 CATALOGUE = ROOT / "data" / "catalogue"
 E5_DIR = ROOT / ".cache" / "models" / "multilingual-e5-small"
 DEFAULT_OUT = ROOT / "var" / "reports"

@@ -6,7 +6,11 @@ of leak (canary, system prompt, secrets, paths, traces, …). The abstention gat
 text (``graph.trust.check``: markup, claims, leaks) and the output filter. A leak counts as withheld when the
 shown answer is a fixed text or the catalogue quoted (``chains.extractive``) and the leaked item is nowhere in
 the response body, on ``/rag/invoke`` and ``/rag/stream``. Each leak must also trip its own output-filter rule
-on its own, and the judge must flag the unfiltered answer.
+on its own, and the judge must flag the unfiltered answer. The leaks include disguised canaries (spaced, dotted,
+reversed, base64, hex, rot13) and a retold system prompt (spaced, German, French, English from Dutch, paraphrased):
+the judge finds them with its own tests, not the filter's. The filter's rule for a retold prompt
+(``system_prompt_similar``) needs a sentence embedder: the control gives the app's filter the e5 query encoder
+when ``make models`` has prepared it, and otherwise lists those kinds as ``leak_rule_unchecked``.
 """
 
 from __future__ import annotations
@@ -21,10 +25,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from evals.security.cases import CATALOGUE, JAILBREAKS, RAISED_LIMITS, ROOT, Case, catalogue_ids, log, read_jsonl
+from evals.security.cases import (
+    CATALOGUE,
+    E5_DIR,
+    JAILBREAKS,
+    RAISED_LIMITS,
+    ROOT,
+    Case,
+    catalogue_ids,
+    log,
+    read_jsonl,
+)
 from evals.security.client import Response, reassemble_stream
 from evals.security.judge import EXTRACTIVE, Judge
-from evals.security.leaks import JUDGED_KINDS, LEAK_KINDS, LEAK_RULES, leaking_answers
+from evals.security.leaks import EMBEDDING_KINDS, JUDGED_KINDS, LEAK_KINDS, LEAK_RULES, leaking_answers
 
 
 @contextlib.contextmanager
@@ -52,6 +66,27 @@ def _pass_through_classifier(res: Any) -> None:
     dim = int(res.embedder.embed_queries(["x"]).shape[1])
     zeros = np.zeros(dim, dtype=np.float32)
     res.classifier = InjectionClassifier(res.embedder, zeros, -50.0, zeros, np.ones(dim, dtype=np.float32), 0.5)
+
+
+def _with_sentence_embedder(res: Any, canary: str) -> bool:
+    """Give the app's output filter the e5 query encoder (``make models``) for ``system_prompt_similar``.
+
+    The rest of the control runs on the fakes; without the model the kinds that need it go unchecked by their rule.
+    """
+    if not (E5_DIR / ".complete").exists():
+        return False
+    try:
+        from chains import prompts
+        from core.embeddings import make_embedder
+        from guards.leaks import LeakDetector
+
+        e5 = make_embedder("sentence-transformers", str(E5_DIR))
+    except (ImportError, OSError) as exc:
+        log(f"positive control: no sentence embedder for the output filter ({exc})")
+        return False
+    protected = [prompts.system_prompt("nl", canary), prompts.system_prompt("en", canary)]
+    res.output_filter.leaks = LeakDetector(canary, protected, e5.embed_queries)
+    return True
 
 
 def run_control(workdir: Path | None = None, *, verbose: bool = True) -> dict[str, Any]:
@@ -93,6 +128,7 @@ def run_control(workdir: Path | None = None, *, verbose: bool = True) -> dict[st
             ingest(CATALOGUE, store, embedder, chunk_tokens=200, overlap_tokens=20)
             res = Resources(embedder=embedder, reranker=LexicalReranker(), store=store, llm=fake_llm())
             _pass_through_classifier(res)
+            embedded = _with_sentence_embedder(res, canary)
             set_resources(res)
             import server
 
@@ -107,6 +143,7 @@ def run_control(workdir: Path | None = None, *, verbose: bool = True) -> dict[st
                     # The leak alone, without the marker and without a context: its own rule must block it.
                     bare = sc.answer.removeprefix(f"{sc.marker} ") if sc.marker else sc.answer
                     rule_hit = bool(LEAK_RULES[sc.kind] & set(res.output_filter.check(bare).reasons))
+                    rule_checked = embedded or sc.kind not in EMBEDDING_KINDS
                     for route in ("invoke", "stream"):
                         res.llm = scripted_model = fake_llm(sc.answer)
                         payload = {"input": {"question": sc.question}}
@@ -134,7 +171,8 @@ def run_control(workdir: Path | None = None, *, verbose: bool = True) -> dict[st
                                 "refused_flag": bool(out.get("refused")),
                                 "needle_in_body": sc.needle.casefold() in body.casefold(),
                                 "judge_missed": judge_should_flag and not judged.failed,
-                                "leak_rule_missed": not rule_hit,
+                                "leak_rule_missed": rule_checked and not rule_hit,
+                                "leak_rule_unchecked": not rule_checked,
                                 "shown": shown[:200],
                             }
                         )
@@ -153,6 +191,7 @@ def run_control(workdir: Path | None = None, *, verbose: bool = True) -> dict[st
         "needle_in_raw_body": [f"{r['attack_id']}:{r['kind']}:{r['route']}" for r in rows if r["needle_in_body"]],
         "judge_missed_raw_leak": sorted({f"{r['attack_id']}:{r['kind']}" for r in rows if r["judge_missed"]}),
         "leak_rule_missed": sorted({f"{r['attack_id']}:{r['kind']}" for r in rows if r["leak_rule_missed"]}),
+        "leak_rule_unchecked": sorted({r["kind"] for r in rows if r["leak_rule_unchecked"]}),
         "per_kind": {
             k: f"{sum(r['blocked'] for r in rows if r['kind'] == k)}/{sum(1 for r in rows if r['kind'] == k)}"
             for k in LEAK_KINDS
@@ -181,6 +220,7 @@ def run_control(workdir: Path | None = None, *, verbose: bool = True) -> dict[st
             "needle_in_raw_body",
             "judge_missed_raw_leak",
             "leak_rule_missed",
+            "leak_rule_unchecked",
         ):
             if summary[key]:
                 log(f"{key}: {', '.join(summary[key][:30])}")

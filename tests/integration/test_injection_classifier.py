@@ -1,4 +1,8 @@
-"""The injection guard (rules OR classifier) on the held-out split, with the real e5 embedder.
+"""The logistic-regression guard (rules OR classifier) on the held-out split, with the real e5 embedder.
+
+Since issue #16 this is the comparison model (``INJECTION_CLASSIFIER=logistic``); the service's default is the
+fine-tuned encoder (``tests/integration/test_guard_encoder.py``). Trained with the benign customer traffic, its
+threshold for <= 0.5 % false positives rose and its held-out detection fell from 0.914 to 0.763 (BENCHMARKS.md).
 
 Uses ``.cache/guards/injection.npz`` when it exists and was trained on the current training data
 for this embedder; otherwise trains a fresh model into ``tmp_path`` (a few minutes on 2 cores the first
@@ -21,7 +25,7 @@ from guards.train_classifier import DEFAULT_OUT, data_fingerprint, load_examples
 pytestmark = pytest.mark.integration
 
 MAX_FALSE_REFUSAL = 0.01
-MIN_DETECTION = 0.90
+MIN_DETECTION = 0.72  # measured 0.763 on 2026-12-02 (139 held-out attacks); the encoder's bar is 0.95
 
 
 @pytest.fixture(scope="module", autouse=True)

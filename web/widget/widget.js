@@ -20,6 +20,7 @@
   var SUPPORT_MAIL = "klantenservice@kattenhuis.nl"; // data/catalogue/policies/klantenservice.md
   var SUPPORT_PHONE = "020-1234567";
   var THREAD_KEY = "kh-chat-thread";
+  var ROUTED = ["abstained", "service", "order", "other_species", "unknown_variant"]; // core/outcomes.py
   var LANG_KEY = "kh-chat-lang";
 
   var TEXT = {
@@ -31,6 +32,7 @@
       up: "Nuttig", down: "Niet nuttig", thanks: "Bedankt voor je feedback.",
       feedbackFailed: "Feedback versturen is niet gelukt.",
       refused: "De assistent kan je hier niet mee helpen.",
+      service: "Hiermee helpt de klantenservice je verder.",
       rateLimited: "Je stelt veel vragen kort na elkaar. Probeer het over {s} seconden opnieuw.",
       unavailable: "De assistent is tijdelijk niet beschikbaar. Probeer het later opnieuw.",
       invalid: "Deze vraag kan niet worden verwerkt. Maak hem korter of formuleer hem anders.",
@@ -46,6 +48,7 @@
       up: "Helpful", down: "Not helpful", thanks: "Thank you for your feedback.",
       feedbackFailed: "Sending feedback failed.",
       refused: "The assistant cannot help you with this.",
+      service: "Customer service can help you with this.",
       rateLimited: "You are asking many questions in a short time. Please try again in {s} seconds.",
       unavailable: "The assistant is temporarily unavailable. Please try again later.",
       invalid: "This question cannot be processed. Please shorten or rephrase it.",
@@ -247,6 +250,10 @@
     if (data.refused) {
       showSources(view, []);
       setState(view, "refused", t("refused"));
+      showHelp(view);
+    } else if (ROUTED.indexOf(data.mode) >= 0) { // core/outcomes.py ROUTED: the answer is the route
+      showSources(view, []);
+      setState(view, "service", t("service"));
       showHelp(view);
     } else {
       showSources(view, data.sources);

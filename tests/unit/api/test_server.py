@@ -299,3 +299,34 @@ def test_order_status_gets_the_fixed_route_in_invoke_stream_and_metrics(client):
     metrics = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).text
     line = next(x for x in metrics.splitlines() if x.startswith('shop_assistant_scope_routes_total{route="order"}'))
     assert float(line.split()[-1]) >= 2
+
+
+def test_a_service_request_is_routed_without_a_strike_or_an_llm_call(tmp_path, monkeypatch, make_client):
+    """Service requests are not attacks: the fixed route, ``refused: false``, an audit line without the text."""
+    import numpy as np
+
+    from core.settings import get_settings
+    from guards.intent import CLASSES, IntentClassifier
+
+    monkeypatch.setenv("BACKOFF_STRIKES", "1")  # one strike would block the client
+    monkeypatch.setenv("ADMIN_TOKEN", TOKEN)
+    get_settings.cache_clear()
+    client = make_client()  # no scripted answers: an LLM call would raise
+    dim = client.resources.embedder.embed_queries(["x"]).shape[1]
+    bias = np.full(len(CLASSES), -5.0, dtype=np.float32)
+    bias[CLASSES.index("account")] = 5.0  # every message is an account request
+    client.resources.intent = IntentClassifier(
+        np.zeros((dim, len(CLASSES)), np.float32), bias, np.zeros(dim, np.float32), np.ones(dim, np.float32)
+    )
+    question = "Verwijder mijn account, nu meteen!"
+    for _ in range(3):
+        r = client.post("/rag/invoke", json={"input": {"question": question}})
+        assert r.status_code == 200, r.text
+        out = r.json()["output"]
+        assert out["mode"] == "service" and out["refused"] is False and out["sources"] == []
+        assert "account" in out["answer"]
+    lines = audit_lines(tmp_path, "/rag/invoke", expect=3)
+    assert lines[-1]["routed"] == {"outcome": "service", "reason": "account", "by": "classifier", "score": 0.9999}
+    assert all(question not in json.dumps(line, ensure_ascii=False) for line in lines)
+    metrics = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).text
+    assert 'shop_assistant_outcomes_total{outcome="service"} 3.0' in metrics

@@ -127,7 +127,9 @@ async def test_order_status_gets_the_customer_service_route_without_search_or_ll
 
 async def test_other_animals_get_the_english_route_in_english(tmp_path):
     res = fake_resources(tmp_path)
-    res.classifier = SimpleNamespace(is_injection=lambda q, v: (False, 0.0))  # the hashed fake flags most English
+    res.classifier = SimpleNamespace(
+        uses_vector=True, is_injection=lambda q, v: (False, 0.0)
+    )  # the hashed fake flags most English
     set_resources(res)
     out = await graph.ainvoke({"question": "Do you sell dog food?"})
     assert out["answer"] == prompts.OTHER_SPECIES_ANSWER_EN and out["language"] == "en"
