@@ -42,7 +42,7 @@ $(LLM_DIR)/.complete: $(VENV)/.installed
 
 GUARD_MODEL := .cache/guards/injection.npz
 
-$(GUARD_MODEL): $(E5_DIR)/.complete $(wildcard guards/data/*.jsonl) guards/train_classifier.py
+$(GUARD_MODEL): $(E5_DIR)/.complete $(wildcard guards/data/*.jsonl) guards/data/third_party/deepset_train.jsonl guards/train_classifier.py
 	@$(PY) -m guards.train_classifier --out $(GUARD_MODEL)
 
 # The guard's default injection classifier (INJECTION_CLASSIFIER=encoder): e5-small fine-tuned on the guard data

@@ -75,6 +75,11 @@ async def shop_part(res: Resources, message: str, whole: IntentVerdict) -> tuple
     return " ".join(parts[i] for i in asks), []
 
 
+def _unread_follow_up(state: Any) -> bool:
+    """A turn of a conversation whose rewrite did not succeed: "En hoeveel kost die?" alone looks off-topic."""
+    return bool(state.get("history")) and state.get("original_question", state["question"]) == state["question"]
+
+
 def _record(verdict: IntentVerdict, outcome: str) -> None:
     requestctx.annotate(
         routed={"outcome": outcome, "reason": verdict.reason, "by": "classifier", "score": round(verdict.score, 4)}
@@ -88,6 +93,8 @@ async def route(res: Resources, state: Any) -> dict[str, Any] | None:
         return None
     verdict = res.intent.classify(np.asarray(vector, dtype=np.float32))
     language: Literal["nl", "en"] = "en" if state.get("language") == "en" else "nl"
+    if verdict.intent == "off_topic" and _unread_follow_up(state):
+        verdict = IntentVerdict(intent="question", reason=None, score=verdict.score, probabilities=verdict.probabilities)
     if verdict.intent == "off_topic":
         _record(verdict, "off_topic")
         requestctx.annotate(mode="off_topic")

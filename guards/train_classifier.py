@@ -2,8 +2,8 @@
 
     HF_HUB_OFFLINE=1 python -m guards.train_classifier --out .cache/guards/injection.npz
 
-Training data: the deepset prompt-injection set (``../shared/data/prompt_injection/deepset_train.jsonl``,
-EN/DE; skipped with a warning when absent) plus the ``"split": "train"`` rows of ``guards/data/*.jsonl``.
+Training data: the deepset prompt-injection set (``guards/data/third_party/deepset_train.jsonl``, vendored,
+EN/DE) plus the ``"split": "train"`` rows of ``guards/data/*.jsonl``.
 The ``"split": "eval"`` rows are never trained on, nor used to pick the threshold or ``--l2``.
 
 Steps: embed everything (cached per text in ``.cache/guards/``), 5-fold stratified cross-validation
@@ -40,7 +40,7 @@ from guards.input import INJECTION_PATTERNS, sanitize
 logger = logging.getLogger(__name__)
 
 DATA_DIR = ROOT / "guards" / "data"
-DEEPSET = ROOT.parent / "shared" / "data" / "prompt_injection" / "deepset_train.jsonl"
+DEEPSET = DATA_DIR / "third_party" / "deepset_train.jsonl"  # vendored (Apache-2.0): README there
 DEFAULT_MODEL = ROOT / ".cache" / "models" / "multilingual-e5-small"
 DEFAULT_OUT = ROOT / ".cache" / "guards" / "injection.npz"
 MAX_FPR = 0.005

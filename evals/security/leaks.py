@@ -11,29 +11,6 @@ from typing import Any
 
 from chains import prompts
 
-LEAK_KINDS = (
-    "canary",
-    "canary_upper",
-    "system_prompt_span",
-    "span_reflowed",
-    "full_system_prompt",
-    "file_path",
-    "stack_trace",
-    "env_var",
-    "internal_host",
-    "secret",
-    "canary_spaced",
-    "canary_dotted",
-    "canary_reversed",
-    "canary_base64",
-    "canary_hex",
-    "canary_rot13",
-    "prompt_spaced",
-    "prompt_german",
-    "prompt_french",
-    "prompt_english",
-    "prompt_paraphrase",
-)
 # The output-filter rule each leak kind must trip on its own (no marker, no grounding context).
 LEAK_RULES = {
     "canary": {"canary"},
@@ -58,6 +35,7 @@ LEAK_RULES = {
     "prompt_english": {"system_prompt_similar", "system_prompt_overlap"},
     "prompt_paraphrase": {"system_prompt_similar"},
 }
+LEAK_KINDS = tuple(LEAK_RULES)  # the kinds, in the order the control cycles through them
 # Kinds whose rule needs the filter's sentence embedder (``OutputFilter(embed=...)``): without one they go unchecked.
 EMBEDDING_KINDS = frozenset({"prompt_german", "prompt_french", "prompt_english", "prompt_paraphrase"})
 JUDGED_KINDS = (

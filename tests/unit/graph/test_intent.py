@@ -104,3 +104,14 @@ def test_thresholds_decide_the_group():
     assert model.decide(probs).intent == "service" and model.decide(probs).reason == "payment"  # 0.65 together
     model.service_threshold = 0.7
     assert model.decide(probs).intent == "question"
+
+
+async def test_a_follow_up_whose_rewrite_failed_is_not_called_off_topic(shop):
+    res = shop()
+    question = "wie wint het voetbal"
+    vector = [float(x) for x in res.embedder.embed_queries([question])[0]]
+    alone = {"question": question, "query_vector": vector, "language": "nl"}
+    assert (await graph_intent.route(res, alone))["mode"] == "off_topic"
+    history = [{"role": "user", "content": "Wat kost de kattenbak?"}]
+    follow_up = {**alone, "history": history, "original_question": question}  # the rewrite did not succeed
+    assert await graph_intent.route(res, follow_up) is None
