@@ -88,7 +88,8 @@ async def run_half(half: str, items: list[dict[str, Any]]) -> list[dict[str, Any
             requestctx.end(token)
         tokens = record.get("tokens") or {}
         out = {**out, "prompt_tokens": tokens.get("prompt")}
-        rows.append({**score(item, out, catalogue), "seconds": seconds})
+        failed = (record.get("check") or {}).get("failed") or {}
+        rows.append({**score(item, out, catalogue), "seconds": seconds, "failed_stage": failed.get("stage")})
     return rows
 
 
