@@ -94,7 +94,9 @@ async def route(res: Resources, state: Any) -> dict[str, Any] | None:
     verdict = res.intent.classify(np.asarray(vector, dtype=np.float32))
     language: Literal["nl", "en"] = "en" if state.get("language") == "en" else "nl"
     if verdict.intent == "off_topic" and _unread_follow_up(state):
-        verdict = IntentVerdict(intent="question", reason=None, score=verdict.score, probabilities=verdict.probabilities)
+        verdict = IntentVerdict(
+            intent="question", reason=None, score=verdict.score, probabilities=verdict.probabilities
+        )
     if verdict.intent == "off_topic":
         _record(verdict, "off_topic")
         requestctx.annotate(mode="off_topic")
