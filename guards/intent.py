@@ -49,7 +49,11 @@ class IntentVerdict:
     @property
     def service(self) -> float:
         """The probability that the message is a service request (any reason)."""
-        return sum(self.probabilities[r] for r in SERVICE_REASONS)
+        return _service(self.probabilities)
+
+
+def _service(probabilities: dict[str, float]) -> float:
+    return sum(probabilities[r] for r in SERVICE_REASONS)
 
 
 class IntentClassifier:
@@ -87,7 +91,7 @@ class IntentClassifier:
     def decide(self, probs: np.ndarray) -> IntentVerdict:
         """The group of one probability row: service, off-topic, or (below both thresholds) a question."""
         p = {name: float(x) for name, x in zip(CLASSES, probs, strict=True)}
-        service = sum(p[r] for r in SERVICE_REASONS)
+        service = _service(p)
         if service >= self.service_threshold and service >= p["off_topic"]:
             reason = max(SERVICE_REASONS, key=lambda r: p[r])
             return IntentVerdict(intent="service", reason=reason, score=service, probabilities=p)

@@ -18,7 +18,6 @@ from guards.leaks import Embed, LeakDetector
 
 logger = logging.getLogger(__name__)
 
-OVERLAP_CHARS = 40  # no longer used: guards.leaks.ALNUM_WINDOW (alphanumerics) replaced the 40-character spans
 HOLDBACK_CHARS = 48
 OutputDecision = Literal["pass", "block"]
 

@@ -22,7 +22,7 @@ from chains.coverage import topic_words
 from chains.lexicon import content_words
 from chains.normalize import fact_spans, normalise_text
 from core.evidence import EvidenceLine
-from guards.markup import ECHO_MIN_CHARS, echoed_span, has_markup, strip_markup
+from guards.markup import ECHO_MIN_CHARS, echoed_span, strip_markup
 from guards.output import OutputFilter
 
 Stage = Literal["markup", "echo", "claims", "leaks"]
@@ -56,9 +56,9 @@ class MarkupCheck:
 
     def check(self, sentence: str, before: str) -> StageVerdict:
         """The sentence without HTML, script URLs and Markdown links/images; fail when nothing is left."""
-        if not has_markup(sentence):
-            return StageVerdict(ok=True, stage=self.stage)
         plain = strip_markup(sentence)
+        if " ".join(plain.split()) == " ".join(sentence.split()):
+            return StageVerdict(ok=True, stage=self.stage)
         if not content_words(normalise_text(plain)):
             return StageVerdict(ok=False, stage=self.stage, reason="markup")
         return StageVerdict(ok=True, stage=self.stage, reason="markup_removed", text=plain)

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from core.outcomes import SERVICE_REASONS
 from core.settings import ROOT
 from guards.classifier import embedding_model_id
 from guards.input import sanitize
@@ -116,7 +117,7 @@ def train(embedder: Any, rows: Sequence[tuple[str, str, str]], cache_dir: Path) 
     w, b = fit_softmax((x[train_rows] - mean) / scale, y[train_rows], len(CLASSES))
     clf = IntentClassifier(w, b, mean, scale, meta={"embedding_model_id": embedding_model_id(embedder.name)})
     probs = clf.probabilities(x[dev])
-    service_cols = [CLASSES.index(c) for c in CLASSES if c not in ("question", "off_topic")]
+    service_cols = [CLASSES.index(c) for c in SERVICE_REASONS]
     service, off = probs[:, service_cols].sum(1), probs[:, CLASSES.index("off_topic")]
     is_q = y[dev] == 0
     clf.service_threshold = pick_threshold(service, is_q, MAX_ROUTED_QUESTIONS)
