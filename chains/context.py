@@ -46,7 +46,7 @@ def format_evidence(lines: Sequence[Any]) -> str:
     for i, group in enumerate(groups.values(), start=1):
         title = escape_tags(str(group[0].title)).replace('"', "'")
         parts.append(f'<document nr="{i}" titel="{title}">')
-        parts.extend(escape_tags(" ".join(str(line.text).split())) for line in group)
+        parts.extend(escape_tags(" ".join(str(getattr(line, "rendered", line.text)).split())) for line in group)
         parts.append("</document>")
     parts.append("</documenten>")
     return "\n".join(parts)

@@ -10,13 +10,35 @@ lines too.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
-from chains.lexicon import content_words, in_vocabulary, words
+from chains.lexicon import COMPARISON, content_words, in_vocabulary, one_edit, words
 from chains.normalize import fact_spans, normalise_text
 from core.evidence import EvidenceLine
 
 IGNORED = frozenset({"email", "phone", "link", "code"})  # a shopper's own details say nothing about the topic
+# A question about what the shop offers: "Hebben jullie …", "Bestaat er …", "Do you sell …" (what it asks for
+# follows), or "Is … available", "… verkrijgbaar" (what it asks for is the rest of the sentence). What it asks for
+# must be in the evidence, or the shop does not have it.
+OFFER_FOLLOWS = re.compile(
+    r"\b(?:hebben|verkopen|voeren|leveren|verkoopt|heeft|heb|verkoop|lever)\s+(?:jullie|je|u)\b|"
+    r"\b(?:bestaat|is|zijn)\s+er\b|\bdo\s+you\s+(?:also\s+|still\s+)?(?:have|sell|stock|carry|offer)\b|"
+    r"\b(?:is|are)\s+there\b|\bcan\s+i\s+(?:also\s+)?(?:buy|get|order)\b|"
+    # a service: "Kan ik bij jullie een afspraak maken", "Kunnen jullie … komen opbouwen", "Do you offer grooming"
+    r"\bkan\s+ik\s+bij\s+jullie\b|\b(?:kunnen|doen|bieden)\s+jullie\b|"
+    r"\bdo\s+you\s+(?:also\s+)?(?:do|provide)\b",
+    re.IGNORECASE,
+)
+OFFER_WITHIN = re.compile(r"\b(?:available|verkrijgbaar|leverbaar|in\s+stock|op\s+voorraad)\b", re.IGNORECASE)
+# Words that bound what is asked for rather than name it ("krabpalen van minder dan 100 euro").
+# Helper verbs of a service request ("Kunnen jullie … komen opbouwen?", "… laten knippen"): the service is the rest.
+AUXILIARIES = frozenset(["komen", "laten", "gaan", "willen", "come", "get"])
+BOUNDS = frozenset(
+    ["minder", "meer", "dan", "onder", "boven", "euro", "less", "more", "than", "under", "over", "euros"]
+)
+_SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
+MIN_TYPO = 5  # a question word of at least this many letters one letter off a catalogue word is that word
 # Words that ask rather than name what is asked about ("hoe lang", "hoe vaak", "weet je iets over", "how long").
 ASKING = frozenset(
     [
@@ -69,3 +91,46 @@ def question_coverage(question: str, lines: Sequence[EvidenceLine]) -> float:
         return 1.0
     vocabulary = frozenset(w for line in lines for w in words(normalise_text(f"{line.text} {line.title}")))
     return sum(in_vocabulary(w, vocabulary) for w in asked) / len(asked)
+
+
+def _covered(word: str, vocabulary: frozenset[str]) -> bool:
+    return in_vocabulary(word, vocabulary) or (len(word) >= MIN_TYPO and any(one_edit(word, v) for v in vocabulary))
+
+
+def offer_gap(question: str, lines: Sequence[EvidenceLine]) -> str | None:
+    """What an offer question asks for that the evidence lacks: its first such word or measure, else ``None``.
+
+    In each sentence that asks whether the shop offers something (``OFFER_FOLLOWS``: what follows the cue;
+    ``OFFER_WITHIN``: the rest of the sentence), every topic word must occur in the
+    lines (up to inflection, translation or one typo) and every measure ("15 kg", "400 gram", "20 litre") must be
+    one of theirs: "Hebben jullie VitaKat Adult ook in een zak van 15 kg?" next to the 7 kg bag's lines lacks
+    "15 kg", so the shop does not sell it; "Hebben jullie een drinkfontein van keramiek?" lacks "keramiek".
+    """
+    vocabulary: frozenset[str] | None = None
+    measures: set[str] | None = None
+    for sentence in _SENTENCE_END.split(question):
+        if cue := OFFER_FOLLOWS.search(sentence):
+            rest = sentence[cue.end() :]
+        elif cue := OFFER_WITHIN.search(sentence):
+            rest = f"{sentence[: cue.start()]} {sentence[cue.end() :]}"
+        else:
+            continue
+        if vocabulary is None or measures is None:
+            text = " ".join(f"{line.text} {line.title}" for line in lines)
+            vocabulary = frozenset(words(normalise_text(text)))
+            measures = {f.value for f, _s, _e in fact_spans(text) if f.kind == "number" and " " in f.value}
+        spans = fact_spans(rest)
+        for fact, _start, _end in spans:
+            if fact.kind == "number" and " " in fact.value and fact.value not in measures:
+                return fact.raw
+        for _fact, start, end in reversed(spans):  # a measure's unit is no thing asked for ("15 kilo" = "15 kg")
+            rest = f"{rest[:start]} {rest[end:]}"
+        for word in topic_words(rest):
+            if word not in BOUNDS and word not in AUXILIARIES and not _covered(word, vocabulary):
+                return word
+    return None
+
+
+def asks_comparison(question: str) -> bool:
+    """The question compares the shop with another shop ("goedkoper dan bij bol.com"): the documents cannot say."""
+    return COMPARISON.search(normalise_text(question)) is not None

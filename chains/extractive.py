@@ -55,7 +55,7 @@ def extractive_answer(
             continue
         if same_document and used and line.doc_id != used[0].doc_id:  # one source: the best line's document
             continue
-        n = len(line.text.split())
+        n = len(line.rendered.split())
         if n > budget and used:
             continue
         used.append(line)
@@ -64,8 +64,8 @@ def extractive_answer(
     left = max_words
     previous = ""
     for line in used:
-        text = _sentence(_clip(line.text, left))
-        left -= len(line.text.split())
+        text = _sentence(_clip(line.rendered, left))  # an FAQ answer with its question: "Kan ik …? Ja, …"
+        left -= len(line.rendered.split())
         parts.append(text if line.doc_id == previous else intro.format(title=line.title) + text)
         previous = line.doc_id
     return " ".join(parts), used

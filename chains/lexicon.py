@@ -8,7 +8,7 @@ English answer can be compared with the Dutch evidence lines; multi-word keys ("
 from __future__ import annotations
 
 import re
-from collections.abc import Set
+from collections.abc import Iterable, Set
 
 
 def _word_set(text: str) -> frozenset[str]:
@@ -201,7 +201,8 @@ LEXICON: dict[str, tuple[str, ...]] = {
 
 _TOKEN = re.compile(r"[a-z_][a-z0-9_']*")
 _PHRASE_KEYS = sorted((k for k in LEXICON if "_" in k), key=len, reverse=True)
-_PHRASES = re.compile(r"\b(?:" + "|".join(k.replace("_", r"[\s-]+") for k in _PHRASE_KEYS) + r")\b")
+# A plural of the last word is the same term ("litter boxes" → "litter_boxes", looked up by its stem).
+_PHRASES = re.compile(r"\b(?:" + "|".join(k.replace("_", r"[\s-]+") for k in _PHRASE_KEYS) + r")(?:e?s)?\b")
 _SUFFIXES = ("heden", "ingen", "ing", "en", "es", "ed", "s", "e")
 MIN_STEM = 3  # a stem keeps at least this many letters
 MIN_COMPOUND = 6  # a word inside a compound ("kattenbak" in "kattenbakvulling") has at least this many letters
@@ -250,5 +251,19 @@ def in_vocabulary(word: str, vocabulary: Set[str]) -> bool:
     """True when ``word`` or one of its translations (``LEXICON``) matches a word of ``vocabulary``."""
     if word in vocabulary:
         return True
-    options = (word, *LEXICON.get(word, ()))
+    plural = (*LEXICON.get(stem(word), ()), *LEXICON.get(word.removesuffix("s"), ()))  # "fountains", "cat_trees"
+    options = (word, *LEXICON.get(word, ()), *plural)
     return any(word_matches(option, v) for option in options for v in vocabulary)
+
+
+def translations(shop_words: Iterable[str]) -> list[str]:
+    """The Dutch catalogue words ``LEXICON`` gives for the English (or synonym) shop words among ``shop_words``."""
+    return [t for w in shop_words for t in LEXICON.get(w, ())]
+
+
+def one_edit(a: str, b: str) -> bool:
+    """``a`` and ``b`` differ by one substituted, inserted or deleted letter."""
+    if abs(len(a) - len(b)) > 1 or a == b:
+        return False
+    i = next((k for k, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+    return a[i + 1 :] == b[i + 1 :] if len(a) == len(b) else a[i:] == b[i + 1 :] or a[i + 1 :] == b[i:]

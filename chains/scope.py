@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from chains.language import Language
+from chains.lexicon import one_edit
 from guards.redact import LABELLED_ORDER_NUMBER, SHOP_ORDER_NUMBER
 
 Scope = Literal["catalogue", "order", "other_species", "unknown_variant"]
@@ -171,20 +172,12 @@ def product_names(products: Iterable[tuple[str, str, str, str]]) -> ProductNames
     )
 
 
-def _one_edit(a: str, b: str) -> bool:
-    """``a`` and ``b`` differ by one substituted, inserted or deleted letter."""
-    if abs(len(a) - len(b)) > 1 or a == b:
-        return False
-    i = next((k for k, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
-    return a[i + 1 :] == b[i + 1 :] if len(a) == len(b) else a[i:] == b[i + 1 :] or a[i + 1 :] == b[i:]
-
-
 def _known(word: str, vocabulary: frozenset[str]) -> bool:
     """The word is the vocabulary's, a compound or inflection of one of its words, or a typo of one."""
     return word in vocabulary or any(
         (len(word) >= MIN_STEM and v.endswith(word))  # "fontein" in "drinkfontein"
         or (len(v) >= MIN_STEM and (word.endswith(v) or (word.startswith(v) and len(word) - len(v) <= MAX_ENDING)))
-        or (len(word) >= MIN_TYPO and (v.startswith(word) or _one_edit(word, v)))  # "veilig(heid)", "steal"
+        or (len(word) >= MIN_TYPO and (v.startswith(word) or one_edit(word, v)))  # "veilig(heid)", "steal"
         for v in vocabulary
     )
 

@@ -38,11 +38,17 @@ class EvidenceLine:
     score: float = 0.0  # how well it answers the question (selection score)
     version: str = ""  # the index version (collection name) it was read from
     product: str = ""  # the product name when the document is a product sheet, else ""
+    asked: str = ""  # the FAQ question this line answers (the question line just before it), else ""
 
     @property
     def is_question(self) -> bool:
         """An FAQ's question ("Kan ik …?"): it asserts nothing, so it neither supports a claim nor is quoted."""
         return self.text.rstrip().endswith("?")
+
+    @property
+    def rendered(self) -> str:
+        """The line as the prompt and the extractive answer show it: an FAQ answer after its question."""
+        return f"{self.asked} {self.text}".strip() if self.asked else self.text
 
     @property
     def line_id(self) -> str:
@@ -59,12 +65,29 @@ BM25_K1 = 1.2
 BM25_B = 0.75
 _I = re.IGNORECASE
 _PERIOD = r"\b\d+(\s*tot\s*\d+)?\s*(werk)?(dagen|dag|weken|week|maanden|maand|jaar|jaren|minuten|uur)\b"
-# Answer types: a question that asks for a price, a duration, a frequency or an amount favours lines that hold one.
+_NUMBER = r"\d+(?:[,.]\d+)?"
+_CONTACT = r"@|\b0\d{2,3}-?\d{6,7}\b"  # an e-mail address or a Dutch phone number
+# Answer types: a question that asks for a price, a duration, a frequency, an amount or a measure (weight, size,
+# loudness, volume, temperature) or for contact details favours lines that hold one. Measures are written the
+# catalogue's way ("Gewicht: 18,5 kg", "Ingang: 17 x 19 cm", "Geluid: max. 30 dB"); the question may be English.
 ANSWER_TYPES = (
     (r"\b(kost|kosten|prijs|prijzen|duur|goedkoop|price|cost|costs|betaal|betalen|pay)\b", r"€|\beuro\b|\bprijs\b"),
     (r"\b(hoe lang|how long|garantie|warranty|hoeveel (dagen|weken|maanden)|how many (days|weeks|months))\b", _PERIOD),
     (r"\b(hoe vaak|how often)\b", r"\b(elke|iedere|om de|per (dag|week|maand))\b"),
     (r"\b(hoeveel|how much|how many|inhoud|capacity)\b", r"\d"),
+    (r"\b(zwaar|gewicht|weegt|wegen|heavy|weight|weigh|weighs)\b", rf"\b{_NUMBER}\s*(kg|kilo|gram|g)\b"),
+    (
+        r"\b(hoe groot|hoe hoog|hoe breed|hoe diep|afmeting(en)?|formaat|maat|lengte|hoogte|breedte|ingang|"
+        r"how big|how tall|how high|how wide|how deep|how long is|size|dimensions?|length|height|width|entrance)\b",
+        rf"\b{_NUMBER}\s*(x\s*{_NUMBER}\s*)*(cm|mm|m|meter)\b",
+    ),
+    (r"\b(luid|lawaai|geluid|herrie|stil|loud|noise|noisy|quiet|silent)\b", r"\bdb\b|decibel"),
+    (r"\b(liter|litre|liters|litres|volume)\b", rf"\b{_NUMBER}\s*(l|liter|ml)\b"),
+    (r"\b(graden|temperatuur|warm|heet|degrees|temperature|hot)\b", r"°|\bgraden\b"),
+    (
+        r"\b(e-?mail|mailen|mail|bellen|bel|telefoon|telefoonnummer|nummer|phone|call|contact)\b",
+        r"@|\b0\d{2,3}-?\d{6,7}\b",
+    ),
 )
 _ANSWER_TYPES = tuple((re.compile(q, _I), re.compile(line, _I)) for q, line in ANSWER_TYPES)
 
@@ -98,7 +121,7 @@ def doc_tokens(title: str) -> int:
 def estimate_tokens(lines: Sequence[EvidenceLine]) -> int:
     """Estimated prompt tokens of ``lines``: every line, plus each document's title overhead once."""
     titles = {line.doc_id: line.title for line in lines}
-    return sum(line_tokens(line.text) for line in lines) + sum(doc_tokens(t) for t in titles.values())
+    return sum(line_tokens(line.rendered) for line in lines) + sum(doc_tokens(t) for t in titles.values())
 
 
 def bm25_scores(query: Sequence[str], docs: Sequence[Sequence[str]]) -> np.ndarray:
@@ -188,6 +211,32 @@ def _load(store: VectorStore, collection: Any) -> _Snapshot:
     return _snapshot(str(collection.name), texts, metas, np.asarray(vectors, dtype=np.float32))
 
 
+def _same_text(text: str) -> str:
+    """A line's text up to case and spacing: "Prijs: € 29,95" in the header and "Prijs: €29,95" in the table."""
+    return "".join(text.casefold().split())
+
+
+def _faq_pairs(candidates: Sequence[EvidenceLine], scores: np.ndarray) -> dict[int, str]:
+    """Give each FAQ question's score to its answer, the next line of its document; drop the question itself.
+
+    A shopper's question resembles the FAQ's question more than its answer ("Hebben jullie kortingscodes?" vs
+    "Nieuwe klanten krijgen 10 % …"), so the question line scores high but answers nothing. Returns the answer rows
+    with the question they answer; ``scores`` is changed in place (question rows to -inf).
+    """
+    asked: dict[int, str] = {}
+    for i, line in enumerate(candidates):
+        if not line.is_question:
+            continue
+        nxt = i + 1
+        if nxt < len(candidates):
+            answer = candidates[nxt]
+            if answer.doc_id == line.doc_id and answer.line == line.line + 1 and not answer.is_question:
+                scores[nxt] = max(scores[nxt], scores[i])
+                asked[nxt] = line.text.strip()
+        scores[i] = -np.inf
+    return asked
+
+
 class LineIndex:
     """The evidence lines of one index version in memory; ``refresh`` follows the version. Thread-safe."""
 
@@ -244,12 +293,15 @@ class LineIndex:
         *,
         budget_tokens: int = 300,
         max_lines: int = 8,
+        terms: Sequence[str] | None = None,
     ) -> list[EvidenceLine]:
         """The lines of ``doc_ids`` (ranked, best first) that best answer ``question``, best first, within budget.
 
-        Scored as ``SelectionWeights`` says; lines are taken in score order while the estimated tokens
-        (``estimate_tokens``) stay within ``budget_tokens``, at most ``max_lines``; a line whose text was already
-        taken (the same sentence in two documents) is skipped.
+        Scored as ``SelectionWeights`` says (BM25 over ``terms``, default the question's own tokens); lines are taken
+        in score order while the estimated tokens (``estimate_tokens``) stay within ``budget_tokens``, at most
+        ``max_lines``; a line whose text was already taken (the same sentence in two documents) is skipped. An FAQ's
+        question line answers nothing: it is never taken itself, and its score goes to its answer (the next line of
+        its document), which carries the question along in ``asked``.
         """
         snap, w = self._snap, self.weights
         ranked = [d for d in dict.fromkeys(doc_ids) if d in snap.by_doc]
@@ -260,22 +312,28 @@ class LineIndex:
         query = np.asarray(query_vector, dtype=np.float32).reshape(-1)
         query = query / (float(np.linalg.norm(query)) or 1.0)
         candidates = [snap.lines[int(r)] for r in rows]
+        query_terms = list(terms) if terms is not None else tokenize(question)
         scores = (
             snap.vectors[rows] @ query
             + w.centred * (snap.centred[rows] @ query)
-            + w.lexical * bm25_scores(tokenize(question), [snap.terms[int(r)] for r in rows])
+            + w.lexical * bm25_scores(query_terms, [snap.terms[int(r)] for r in rows])
             + w.answer_type * answer_types(question, [line.text for line in candidates])
             - w.rank * ranks
         )
+        asked = _faq_pairs(candidates, scores)
         chosen: list[EvidenceLine] = []
         texts, docs, used = set(), set(), 0
         for i in np.argsort(-scores, kind="stable"):
+            if not np.isfinite(scores[i]):
+                break  # only FAQ questions are left
             line = candidates[int(i)]
-            cost = line_tokens(line.text) + (0 if line.doc_id in docs else doc_tokens(line.title))
-            if line.text in texts or used + cost > budget_tokens:
+            question_text = asked.get(int(i), "")
+            shown = f"{question_text} {line.text}".strip()
+            cost = line_tokens(shown) + (0 if line.doc_id in docs else doc_tokens(line.title))
+            if _same_text(line.text) in texts or used + cost > budget_tokens:
                 continue
-            chosen.append(replace(line, score=float(scores[i])))
-            texts.add(line.text)
+            chosen.append(replace(line, score=float(scores[i]), asked=question_text))
+            texts.add(_same_text(line.text))
             docs.add(line.doc_id)
             used += cost
             if len(chosen) >= max_lines:

@@ -136,7 +136,12 @@ class Settings(BaseSettings):
     evidence_budget_tokens: int = Field(default=300, ge=20, le=4000)  # estimated prompt tokens of evidence
     evidence_max_lines: int = Field(default=8, ge=1, le=50)
     min_evidence_score: float = Field(default=0.0, ge=-1.0, le=2.0)  # best line below this: abstain
-    min_question_coverage: float = Field(default=0.4, ge=0.0, le=1.0)  # question words in the lines, below: abstain
+    # Share of the question's words in the lines below which the assistant abstains: 0.4 until session 10, now off
+    # (the offer check, graph.trust.weak, replaced it; on the dev halves 0.4 abstained on 8 of 60 wordy questions).
+    min_question_coverage: float = Field(default=0.0, ge=0.0, le=1.0)
+    # Abstain on what the lines cannot answer: an offer or comparison they lack, or none of the question's words
+    # (graph.trust.weak). False only for measurements that must reach the model (the security suite's control).
+    abstain_unanswerable: bool = True
     claim_min_support: float = Field(default=0.9, ge=0.0, le=1.0)  # share of a sentence's words in its line (dev)
     support_top_lines: int = Field(default=2, ge=0, le=50)  # only the best N lines may support a sentence; 0: any
     check_claims: bool = True  # False only for measurements: the model's text goes out unchecked

@@ -34,10 +34,10 @@ from evals.eval_report import save
 __all__ = ["HALVES", "load", "main", "markdown", "plot", "run_half", "score", "summarise"]
 
 DATA = ROOT / "evals" / "data"
-HALVES = ("test", "dev", "dev_ooc", "benign")
+HALVES = ("test", "dev", "dev_ooc", "dev2", "benign")
 CHOICES = {"both": ("test", "dev"), "all": ("test", "dev", "dev_ooc")}
 BENIGN = "security_benign.jsonl"  # the security suite's benign questions: only unsupported claims are scored
-OPTIONAL = frozenset({"dev_ooc"})  # written separately; skipped with a message while it does not exist
+OPTIONAL = frozenset({"dev_ooc", "dev2"})  # written separately; skipped with a message while it does not exist
 PLOTTED = (
     ("correct", "correct"),
     ("citations_supported", "citations supported"),

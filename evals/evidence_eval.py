@@ -115,7 +115,11 @@ async def retrieve_docs(q: FactQuestion, embedder: Any) -> Retrieved:
 
 def score(q: FactQuestion, got: Retrieved, index: LineIndex, corpus: list[str], **select: Any) -> Scored:
     """Select the evidence for ``q`` and check its facts (``corpus``: every line and chunk text of the index)."""
-    lines: list[EvidenceLine] = index.select(got.vector, q.question, got.doc_ids, **select) if got.doc_ids else []
+    from graph.trust import select_evidence
+
+    lines: list[EvidenceLine] = (
+        select_evidence(index, got.vector, q.question, got.doc_ids, **select) if got.doc_ids else []
+    )
     texts = [line.text for line in lines]
     pool = [line.text for d in got.doc_ids for line in index.lines_of(d)]
     return Scored(
@@ -189,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = get_settings()
     parser = argparse.ArgumentParser(prog="python -m evals.evidence_eval", description=__doc__)
-    parser.add_argument("--half", choices=["dev", "test", "both"], default="dev")
+    parser.add_argument("--half", choices=["dev", "dev2", "test", "both"], default="dev")
     parser.add_argument("--budget", type=int, default=settings.evidence_budget_tokens, help="evidence tokens")
     parser.add_argument("--max-lines", type=int, default=settings.evidence_max_lines)
     for name, value in dataclasses.asdict(SelectionWeights()).items():
@@ -199,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="output folder (default var/eval/evidence-<time>)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.grid and args.half != "dev":
+    if args.grid and args.half not in ("dev", "dev2"):
         parser.error("--grid tunes the weights: on the dev half only")
 
     res = build_resources(settings)

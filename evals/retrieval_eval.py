@@ -33,7 +33,11 @@ from evals.metrics import CATALOGUE_METRICS, evaluate
 logger = logging.getLogger(__name__)
 
 DATA = ROOT / "evals" / "data"
-HALVES = {"test": DATA / "questions_test.jsonl", "dev": DATA / "questions_dev.jsonl"}
+HALVES = {
+    "test": DATA / "questions_test.jsonl",
+    "dev": DATA / "questions_dev.jsonl",
+    "dev2": DATA / "questions_dev2.jsonl",  # a second, larger dev set (session 10), for tuning only
+}
 # The catalogue metrics plus MRR counting only the primary (grade 2) documents as relevant.
 METRICS = {**CATALOGUE_METRICS, "MRR@10 (grade 2)": "mrr@10-l2"}
 

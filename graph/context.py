@@ -27,6 +27,7 @@ class Context:
     evidence_max_lines: int = field(default_factory=lambda: _s().evidence_max_lines)
     min_evidence_score: float = field(default_factory=lambda: _s().min_evidence_score)  # below: abstain
     min_question_coverage: float = field(default_factory=lambda: _s().min_question_coverage)  # below: abstain
+    abstain_unanswerable: bool = field(default_factory=lambda: _s().abstain_unanswerable)  # offers, comparisons
     claim_min_support: float = field(default_factory=lambda: _s().claim_min_support)
     support_top_lines: int = field(default_factory=lambda: _s().support_top_lines)  # lines that may support
     check_claims: bool = field(default_factory=lambda: _s().check_claims)  # False: no check (measurements only)

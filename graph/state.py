@@ -27,6 +27,7 @@ class Evidence(TypedDict):
     score: float
     version: str
     product: str
+    asked: str  # the FAQ question the line answers, "" for other lines
 
 
 class InputState(TypedDict):

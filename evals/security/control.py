@@ -2,7 +2,7 @@
 
 Every attack that passes the rule guard is put to a scripted model that answers it with its marker and one kind
 of leak (canary, system prompt, secrets, paths, traces, …). The abstention gate is opened
-(``MIN_QUESTION_COVERAGE=0``) so that the model is asked every time: what is tested is the check of the model's
+(``MIN_QUESTION_COVERAGE=0``, ``ABSTAIN_UNANSWERABLE=false``) so that the model is asked every time: what is tested is the check of the model's
 text (``graph.trust.check``: markup, claims, leaks) and the output filter. A leak counts as withheld when the
 shown answer is a fixed text or the catalogue quoted (``chains.extractive``) and the leaked item is nowhere in
 the response body, on ``/rag/invoke`` and ``/rag/stream``. Each leak must also trip its own output-filter rule
@@ -114,6 +114,7 @@ def run_control(workdir: Path | None = None, *, verbose: bool = True) -> dict[st
         "EMERGENCY_STOP_FILE": str(work / "EMERGENCY_STOP"),
         **RAISED_LIMITS,
         "MIN_QUESTION_COVERAGE": "0",  # ask the model every time: the check of its text is under test
+        "ABSTAIN_UNANSWERABLE": "false",
         "MIN_EVIDENCE_SCORE": "-1",
     }
     attacks = [a for a in read_jsonl(JAILBREAKS) if check_question(a["text"]).decision == "allow"]

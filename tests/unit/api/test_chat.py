@@ -26,8 +26,8 @@ from fakes import (
 from fakes_chat import audit_lines, chat, final
 
 FIRST = "Hoeveel kost de CatCave Classic 40?"
-FOLLOW_UP = "En is die er ook in het zwart?"
-REWRITTEN = "Is de CatCave Classic 40 ook in het zwart verkrijgbaar?"
+FOLLOW_UP = "En hoeveel liter is die?"
+REWRITTEN = "Hoeveel liter is de CatCave Classic 40?"
 FIRST_ANSWER = "De CatCave Classic 40 heeft een inhoud van 40 liter."  # each restates one of the best lines
 FOLLOW_UP_ANSWER = "De inhoud van de CatCave Classic 40 is 40 liter."
 
