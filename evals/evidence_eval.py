@@ -37,9 +37,9 @@ logger = logging.getLogger(__name__)
 
 # The weight grid of ``--grid`` (core.evidence.SelectionWeights), searched on the dev half only.
 GRID = {
-    "centred": (0.0, 0.25, 0.5, 1.0),
+    "centred": (0.0, 0.5, 1.0, 1.5),
     "lexical": (0.0, 0.05, 0.1, 0.2),
-    "answer_type": (0.0, 0.02, 0.04, 0.08),
+    "answer_type": (0.0, 0.05, 0.1, 0.15, 0.25),
     "rank": (0.0, 0.01, 0.02),
 }
 _DECIMAL_COMMA = re.compile(r"(\d),(\d)")

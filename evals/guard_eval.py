@@ -76,8 +76,8 @@ def load_sets(half: str) -> dict[str, list[Row]]:
         {"text": r["text"], "kind": r.get("kind", "benign"), "want": "answered", "reason": None}
         for r in _jsonl(DATA / "security_benign.jsonl")
     ]
-    for name in ("dev", "test"):
-        if half in (name, "all"):
+    for name, in_half in (("dev", "dev"), ("dev2", "dev"), ("test", "test")):
+        if half in (in_half, "all"):
             sets[f"questions_{name}"] = [
                 {"text": r["question"], "kind": r["category"], "want": "answered", "reason": None}
                 for r in _jsonl(DATA / f"questions_{name}.jsonl")

@@ -62,3 +62,43 @@ def test_by_default_the_second_line_comes_from_the_best_lines_document():
     lines = [line("a", 0, "Regel een."), line("b", 1, "Andere bron."), line("a", 2, "Regel twee.")]
     answer, used = extractive_answer(lines, "nl")
     assert answer == "Volgens A: Regel een. Regel twee." and [(u.doc_id, u.line) for u in used] == [("a", 0), ("a", 2)]
+
+
+def scored(doc: str, n: int, text: str, score: float, title: str = "") -> EvidenceLine:
+    return EvidenceLine(doc_id=doc, line=n, title=title or doc.title(), text=text, score=score)
+
+
+def test_with_the_question_a_line_of_another_document_follows_when_it_holds_what_the_first_lacks():
+    question = "Wat kost de AquaPaws Flow 2 en wat zijn de verzendkosten?"
+    lines = [
+        scored("aquapaws-flow-2", 4, "Prijs: € 29,95", 1.10, "AquaPaws Flow 2"),
+        scored("verzending", 3, "De verzendkosten zijn € 4,95.", 1.05, "Verzending"),
+        scored("aquapaws-flow-2", 9, "De pomp is stil.", 1.00, "AquaPaws Flow 2"),
+    ]
+    answer, used = extractive_answer(lines, "nl", question=question)
+    assert [u.doc_id for u in used] == ["aquapaws-flow-2", "verzending"]
+    assert answer == "Volgens AquaPaws Flow 2: Prijs: € 29,95. Volgens Verzending: De verzendkosten zijn € 4,95."
+    # without the question, the second line stays in the first line's document
+    _answer, used = extractive_answer(lines, "nl")
+    assert [(u.doc_id, u.line) for u in used] == [("aquapaws-flow-2", 4), ("aquapaws-flow-2", 9)]
+
+
+def test_a_line_of_another_document_that_adds_none_of_the_question_words_is_not_quoted():
+    question = "Hoe stil is de pomp van de AquaPaws Flow 2?"
+    lines = [
+        scored("aquapaws-flow-2", 9, "De pomp is stil: max. 30 dB.", 1.10, "AquaPaws Flow 2"),
+        scored("garantie", 2, "Elektrische apparaten: 2 jaar garantie.", 1.05, "Garantie"),
+        scored("aquapaws-flow-2", 4, "Prijs: € 29,95", 1.00, "AquaPaws Flow 2"),
+    ]
+    _answer, used = extractive_answer(lines, "nl", question=question)
+    assert [(u.doc_id, u.line) for u in used] == [("aquapaws-flow-2", 9), ("aquapaws-flow-2", 4)]
+
+
+def test_the_question_words_a_line_holds_lift_it_above_a_slightly_better_scored_line():
+    question = "Hoeveel bedenktijd heb ik?"
+    lines = [
+        scored("faq", 1, "We bewaren je gegevens 7 jaar.", 1.02, "Veelgestelde vragen"),
+        scored("retourneren", 3, "Je hebt 30 dagen bedenktijd.", 1.00, "Retourneren"),
+    ]
+    answer, used = extractive_answer(lines, "nl", question=question)
+    assert used[0].doc_id == "retourneren" and answer.startswith("Volgens Retourneren: Je hebt 30 dagen bedenktijd.")
