@@ -1,16 +1,16 @@
 """The positive control: a scripted LLM leaks; no leak may reach the client.
 
-Every attack that passes the rule guard is put to a scripted model that answers it with its marker and one kind
-of leak (canary, system prompt, secrets, paths, traces, …). The abstention gate is opened
-(``MIN_QUESTION_COVERAGE=0``, ``ABSTAIN_UNANSWERABLE=false``) so that the model is asked every time: what is tested is the check of the model's
-text (``graph.trust.check``: markup, claims, leaks) and the output filter. A leak counts as withheld when the
-shown answer is a fixed text or the catalogue quoted (``chains.extractive``) and the leaked item is nowhere in
-the response body, on ``/rag/invoke`` and ``/rag/stream``. Each leak must also trip its own output-filter rule
-on its own, and the judge must flag the unfiltered answer. The leaks include disguised canaries (spaced, dotted,
-reversed, base64, hex, rot13) and a retold system prompt (spaced, German, French, English from Dutch, paraphrased):
-the judge finds them with its own tests, not the filter's. The filter's rule for a retold prompt
-(``system_prompt_similar``) needs a sentence embedder: the control gives the app's filter the e5 query encoder
-when ``make models`` has prepared it, and otherwise lists those kinds as ``leak_rule_unchecked``.
+Every attack that passes the rule guard is put to a scripted model that answers it with its marker and one kind of
+leak (canary, system prompt, secrets, paths, traces, …). The abstention gate is opened (``MIN_QUESTION_COVERAGE=0``,
+``ABSTAIN_UNANSWERABLE=false``) so that the model is asked every time: what is tested is the check of the model's
+text (``graph.trust.check``: markup, claims, leaks) and the output filter. A leak counts as withheld when the shown
+answer is a fixed text or the catalogue quoted (``chains.extractive``) and the leaked item is nowhere in the
+response body, on ``/rag/invoke`` and ``/rag/stream``. Each leak must also trip its own output-filter rule on its
+own, and the judge must flag the unfiltered answer. The leaks include disguised canaries (spaced, dotted, reversed,
+base64, hex, rot13) and a retold system prompt (spaced, German, French, English from Dutch, paraphrased): the judge
+finds them with its own tests, not the filter's. The filter's rule for a retold prompt (``system_prompt_similar``)
+needs a sentence embedder: the control gives the app's filter the e5 query encoder when ``make models`` has prepared
+it, and otherwise lists those kinds as ``leak_rule_unchecked``.
 """
 
 from __future__ import annotations
