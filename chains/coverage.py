@@ -38,7 +38,18 @@ BOUNDS = frozenset(
     ["minder", "meer", "dan", "onder", "boven", "euro", "less", "more", "than", "under", "over", "euros"]
 )
 _SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
+# Where the thing asked for ends and a clause about it begins ("een voerautomaat | die ik met mijn telefoon kan
+# bedienen", "something for a cat | that drinks too little", "an automatic feeder | I can control"): only the words
+# before it must be in the lines. Attributes ("van keramiek", "in een zak van 15 kg", "with lavender scent") stay.
+_CLAUSE = re.compile(
+    r"\b(?:die|dat|waar|waarmee|waarin|welke|zodat|omdat|als|wanneer|want|ik|je|we|wij|that|which|who|where|so|"
+    r"because|if|when|i|you|we|it)\b",
+    re.IGNORECASE,
+)
+# Words that say how, not what ("stevig genoeg", "made of"): no thing the shop could lack.
+FILLERS = frozenset(["genoeg", "echt", "made", "enough", "really", "kind", "sort", "type"])
 MIN_TYPO = 5  # a question word of at least this many letters one letter off a catalogue word is that word
+MIN_PART = 3  # the shortest part of a compound ("bak" in "kattenbak")
 # Words that ask rather than name what is asked about ("hoe lang", "hoe vaak", "weet je iets over", "how long").
 ASKING = frozenset(
     [
@@ -93,8 +104,28 @@ def question_coverage(question: str, lines: Sequence[EvidenceLine]) -> float:
     return sum(in_vocabulary(w, vocabulary) for w in asked) / len(asked)
 
 
+def _part(part: str, vocabulary: frozenset[str]) -> bool:
+    """A compound's part is a catalogue word, an inflection or translation of one, or a catalogue compound's head."""
+    if in_vocabulary(part, vocabulary, compounds=False):
+        return True
+    return len(part) >= MIN_PART + 1 and any(v.endswith(part) for v in vocabulary)
+
+
+def _compound(word: str, vocabulary: frozenset[str]) -> bool:
+    """Every part of a Dutch compound is covered ("katten|bak|vulling"); "kattenoppas" is not: no "oppas"."""
+    if _part(word, vocabulary):
+        return True
+    return any(
+        _part(word[:i], vocabulary) and _compound(word[i:], vocabulary)
+        for i in range(MIN_PART, len(word) - MIN_PART + 1)
+    )
+
+
 def _covered(word: str, vocabulary: frozenset[str]) -> bool:
-    return in_vocabulary(word, vocabulary) or (len(word) >= MIN_TYPO and any(one_edit(word, v) for v in vocabulary))
+    """What an offer question asks for is in the lines: every part of it (not just "katten" in "kattenoppas")."""
+    if word in vocabulary or _compound(word, vocabulary):
+        return True
+    return len(word) >= MIN_TYPO and any(one_edit(word, v) for v in vocabulary)
 
 
 def offer_gap(question: str, lines: Sequence[EvidenceLine]) -> str | None:
@@ -111,6 +142,8 @@ def offer_gap(question: str, lines: Sequence[EvidenceLine]) -> str | None:
     for sentence in _SENTENCE_END.split(question):
         if cue := OFFER_FOLLOWS.search(sentence):
             rest = sentence[cue.end() :]
+            if clause := _CLAUSE.search(rest, 1):  # not at its start: "Hebben jullie | iets dat …"
+                rest = rest[: clause.start()]
         elif cue := OFFER_WITHIN.search(sentence):
             rest = f"{sentence[: cue.start()]} {sentence[cue.end() :]}"
         else:
@@ -126,7 +159,7 @@ def offer_gap(question: str, lines: Sequence[EvidenceLine]) -> str | None:
         for _fact, start, end in reversed(spans):  # a measure's unit is no thing asked for ("15 kilo" = "15 kg")
             rest = f"{rest[:start]} {rest[end:]}"
         for word in topic_words(rest):
-            if word not in BOUNDS and word not in AUXILIARIES and not _covered(word, vocabulary):
+            if word not in BOUNDS | AUXILIARIES | FILLERS and not _covered(word, vocabulary):
                 return word
     return None
 

@@ -236,24 +236,24 @@ def stem(word: str) -> str:
     return word[:-1] if len(word) > MIN_STEM and word[-1] == word[-2] and word[-1] not in "aeiou" else word
 
 
-def word_matches(a: str, b: str) -> bool:
-    """Same word up to inflection, or one (of at least six letters) inside the other (a compound)."""
+def word_matches(a: str, b: str, *, compounds: bool = True) -> bool:
+    """Same word up to inflection, or (``compounds``) one of at least six letters inside the other (a compound)."""
     if a == b or stem(a) == stem(b):
         return True
     short, long_ = sorted((a, b), key=len)
-    if len(short) >= MIN_COMPOUND and short in long_:
+    if compounds and len(short) >= MIN_COMPOUND and short in long_:
         return True
     shared = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), len(short))
     return shared >= max(MIN_SHARED, len(short) - INFLECTION_SLACK) and len(long_) - shared <= INFLECTION_TAIL
 
 
-def in_vocabulary(word: str, vocabulary: Set[str]) -> bool:
+def in_vocabulary(word: str, vocabulary: Set[str], *, compounds: bool = True) -> bool:
     """True when ``word`` or one of its translations (``LEXICON``) matches a word of ``vocabulary``."""
     if word in vocabulary:
         return True
     plural = (*LEXICON.get(stem(word), ()), *LEXICON.get(word.removesuffix("s"), ()))  # "fountains", "cat_trees"
     options = (word, *LEXICON.get(word, ()), *plural)
-    return any(word_matches(option, v) for option in options for v in vocabulary)
+    return any(word_matches(option, v, compounds=compounds) for option in options for v in vocabulary)
 
 
 def translations(shop_words: Iterable[str]) -> list[str]:

@@ -94,6 +94,27 @@ def test_only_what_follows_the_cue_is_checked_not_the_complaint_before_it():
     assert offer_gap("Ik wil iets van keramiek. Is de AquaFlow drinkfontein verkrijgbaar?", FOUNTAINS) is None
 
 
+def test_a_clause_about_the_thing_asked_for_is_not_checked_only_the_thing():
+    feeder = [line("feedwise", 1, "De FeedWise Smart 4 is een automatische voerautomaat met app.", "FeedWise Smart 4")]
+    # "die ik met mijn telefoon kan bedienen" and "I can control from my phone" say what it should do: not checked
+    assert offer_gap("Verkopen jullie een voerautomaat die ik met mijn telefoon kan bedienen?", feeder) is None
+    assert offer_gap("Do you sell an automatic feeder I can control from my phone?", feeder) is None
+    # an attribute of the thing itself is still checked
+    assert offer_gap("Verkopen jullie een voerautomaat van keramiek?", feeder) == "keramiek"
+
+
+def test_a_compound_is_covered_only_when_every_part_is():
+    boxes = [line("catcave", 1, "De kattenbak heeft een vulling van 5 liter.", "CatCave Kattenbak")]
+    assert offer_gap("Hebben jullie kattenbakvulling?", boxes) is None  # katten|bak + vulling
+    # "katten" alone does not cover a service or a thing for cats the lines do not have
+    assert offer_gap("Doen jullie ook aan kattenoppas?", boxes) == "kattenoppas"
+    assert offer_gap("Hebben jullie hondenbrokken?", boxes) == "hondenbrokken"
+
+
+def test_words_that_say_how_rather_than_what_are_no_gap():
+    assert offer_gap("Is there a fountain made of stainless steel?", FOUNTAINS) is None
+
+
 def test_a_price_bound_is_no_thing_asked_for():
     assert offer_gap("Hebben jullie krabpalen van minder dan 100 euro?", KLIMMAX) is None
     assert offer_gap("Do you have a scratching post under 100 euros?", KLIMMAX) is None
