@@ -20,8 +20,8 @@ ANSWER = f"{AFVALBAK_9_LITER} {AFVALBAK_WEEKLY}"
 # The widget is under test here, not the ranking of the test embedder's lines: any evidence line may support.
 ANY_LINE = {"SUPPORT_TOP_LINES": "0"}
 FIRST = "Hoeveel kost de CatCave Classic 40?"
-FOLLOW_UP = "En is die er ook in het zwart?"
-REWRITTEN = "Is de CatCave Classic 40 ook in het zwart verkrijgbaar?"
+FOLLOW_UP = "En hoeveel liter is die?"
+REWRITTEN = "Hoeveel liter is de CatCave Classic 40?"  # an offer question the lines lack would abstain
 XSS = '<img src=x onerror="window.__xss=1">'
 XSS_TITLE = "Krabpaalgids <img src=x onerror=window.__xss=2>"
 XSS_DOC = {
