@@ -7,7 +7,7 @@ two evidence lines instead ("Volgens <titel>: …"; for an English question "Acc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from chains.coverage import topic_words
 from chains.lexicon import in_vocabulary, words
@@ -50,6 +50,7 @@ def extractive_answer(
     max_words: int = MAX_WORDS,
     same_document: bool = True,
     question: str = "",
+    named: Collection[str] = (),
 ) -> tuple[str, list[EvidenceLine]]:
     """The quoted answer from the first ``max_lines`` lines of ``evidence`` (best first), and the lines used.
 
@@ -61,7 +62,10 @@ def extractive_answer(
     quoted: they answer nothing. With the ``question``, lines are ordered by their score plus ``COVERAGE_WEIGHT``
     × the share of its topic words they hold, and a line of another document may follow the first when it holds
     topic words the first lacks ("… en wat kost verzending naar België?": the product's price, then the shipping
-    page's line; dev + dev2: facts of 52 → 56 of 89 questions quoted, 16 of them from a second document).
+    page's line; dev + dev2: facts of 52 → 56 of 89 questions quoted, 16 of them from a second document). When
+    the question names catalogue products (``named``: their doc_ids) and the best line is another product's, the
+    first quoted line is the best of the named products' instead ("the entrance of the Classic 40" is not the
+    55's); a guide's or policy's best line stays first.
     """
     intro = INTRO_EN if language == "en" else INTRO_NL
     lines = [line for line in evidence if line.text.strip() and not line.is_question]
@@ -69,6 +73,9 @@ def extractive_answer(
     held = {id(line): _held(asked, line) for line in lines}
     if asked:
         lines.sort(key=lambda line: -(line.score + COVERAGE_WEIGHT * len(held[id(line)]) / len(asked)))
+    sibling = bool(lines) and bool(lines[0].product) and lines[0].doc_id not in named
+    if named and sibling and (first := next((line for line in lines if line.doc_id in named), None)):
+        lines = [first, *(line for line in lines if line is not first)]  # the product asked about, not its sibling
     used: list[EvidenceLine] = []
     budget = max_words
     for line in lines:

@@ -211,7 +211,8 @@ async def check(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         update |= abstain(state)  # its text is the route to customer service already
     else:
         language = "en" if state.get("language") == "en" else "nl"
-        text, used = extractive_answer(lines, language, question=state["question"])
+        named = catalogue_names(get_resources().lines).mentions(state["question"])
+        text, used = extractive_answer(lines, language, question=state["question"], named=named)
         update |= {"answer": _with_note(text, state), "sources": sources_of(used), "mode": "extractive"}
     requestctx.annotate(check=record, mode=update["mode"])
     return update

@@ -64,8 +64,8 @@ def test_by_default_the_second_line_comes_from_the_best_lines_document():
     assert answer == "Volgens A: Regel een. Regel twee." and [(u.doc_id, u.line) for u in used] == [("a", 0), ("a", 2)]
 
 
-def scored(doc: str, n: int, text: str, score: float, title: str = "") -> EvidenceLine:
-    return EvidenceLine(doc_id=doc, line=n, title=title or doc.title(), text=text, score=score)
+def scored(doc: str, n: int, text: str, score: float, title: str = "", product: str = "") -> EvidenceLine:
+    return EvidenceLine(doc_id=doc, line=n, title=title or doc.title(), text=text, score=score, product=product)
 
 
 def test_with_the_question_a_line_of_another_document_follows_when_it_holds_what_the_first_lacks():
@@ -102,3 +102,30 @@ def test_the_question_words_a_line_holds_lift_it_above_a_slightly_better_scored_
     ]
     answer, used = extractive_answer(lines, "nl", question=question)
     assert used[0].doc_id == "retourneren" and answer.startswith("Volgens Retourneren: Je hebt 30 dagen bedenktijd.")
+
+
+def test_the_first_quoted_line_is_of_the_product_the_question_names_not_its_sibling():
+    question = "How big is the entrance of the CatCave Classic 40?"
+    c55, c40 = "CatCave Classic 55", "CatCave Classic 40"
+    lines = [
+        scored("catcave-classic-55", 7, "De Classic 55 heeft een grotere ingang van 21 x 23 cm.", 1.20, c55, c55),
+        scored("catcave-classic-40", 5, "Ingang: 17 x 19 cm", 1.05, c40, c40),
+        scored("catcave-classic-40", 6, "Afmetingen: 50 x 39 x 40 cm", 1.00, c40, c40),
+    ]
+    answer, used = extractive_answer(lines, "en", question=question, named={"catcave-classic-40"})
+    assert (used[0].doc_id, used[0].line) == ("catcave-classic-40", 5)
+    assert answer.startswith("According to CatCave Classic 40 (Dutch page): Ingang: 17 x 19 cm.")
+    # without a named product the best-scored line leads
+    _answer, used = extractive_answer(lines, "en", question=question)
+    assert used[0].doc_id == "catcave-classic-55"
+
+
+def test_a_guides_best_line_stays_first_when_the_question_names_a_product():
+    question = "How much litter do I need for the CatCave Classic 55?"
+    c55 = "CatCave Classic 55"
+    lines = [
+        scored("kattenbak-onderhoud", 3, "Voor de CatCave Classic 55 is dat 5 tot 6 liter.", 1.20, "Kattenbakgids"),
+        scored("catcave-classic-55", 1, "Prijs: € 54,95", 1.05, c55, c55),
+    ]
+    _answer, used = extractive_answer(lines, "en", question=question, named={"catcave-classic-55"})
+    assert used[0].doc_id == "kattenbak-onderhoud"
