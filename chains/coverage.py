@@ -31,9 +31,9 @@ OFFER_FOLLOWS = re.compile(
     re.IGNORECASE,
 )
 OFFER_WITHIN = re.compile(r"\b(?:available|verkrijgbaar|leverbaar|in\s+stock|op\s+voorraad)\b", re.IGNORECASE)
-# Words that bound what is asked for rather than name it ("krabpalen van minder dan 100 euro").
 # Helper verbs of a service request ("Kunnen jullie … komen opbouwen?", "… laten knippen"): the service is the rest.
 AUXILIARIES = frozenset(["komen", "laten", "gaan", "willen", "come", "get"])
+# Words that bound what is asked for rather than name it ("krabpalen van minder dan 100 euro").
 BOUNDS = frozenset(
     ["minder", "meer", "dan", "onder", "boven", "euro", "less", "more", "than", "under", "over", "euros"]
 )

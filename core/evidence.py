@@ -86,7 +86,7 @@ ANSWER_TYPES = (
     (r"\b(graden|temperatuur|warm|heet|degrees|temperature|hot)\b", r"°|\bgraden\b"),
     (
         r"\b(e-?mail|mailen|mail|bellen|bel|telefoon|telefoonnummer|nummer|phone|call|contact)\b",
-        r"@|\b0\d{2,3}-?\d{6,7}\b",
+        _CONTACT,
     ),
 )
 _ANSWER_TYPES = tuple((re.compile(q, _I), re.compile(line, _I)) for q, line in ANSWER_TYPES)
@@ -326,13 +326,11 @@ class LineIndex:
         for i in np.argsort(-scores, kind="stable"):
             if not np.isfinite(scores[i]):
                 break  # only FAQ questions are left
-            line = candidates[int(i)]
-            question_text = asked.get(int(i), "")
-            shown = f"{question_text} {line.text}".strip()
-            cost = line_tokens(shown) + (0 if line.doc_id in docs else doc_tokens(line.title))
+            line = replace(candidates[int(i)], score=float(scores[i]), asked=asked.get(int(i), ""))
+            cost = line_tokens(line.rendered) + (0 if line.doc_id in docs else doc_tokens(line.title))
             if _same_text(line.text) in texts or used + cost > budget_tokens:
                 continue
-            chosen.append(replace(line, score=float(scores[i]), asked=question_text))
+            chosen.append(line)
             texts.add(_same_text(line.text))
             docs.add(line.doc_id)
             used += cost
