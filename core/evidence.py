@@ -64,7 +64,10 @@ LOAD_PAGE = 1000  # records per read when loading a lines collection
 BM25_K1 = 1.2
 BM25_B = 0.75
 _I = re.IGNORECASE
-_PERIOD = r"\b\d+(\s*tot\s*\d+)?\s*(werk)?(dagen|dag|weken|week|maanden|maand|jaar|jaren|minuten|uur)\b"
+_PERIOD = (
+    r"\b\d+(\s*(tot|to|-)\s*\d+)?\s*(werk|working\s|business\s)?"
+    r"(dagen|dag|weken|week|maanden|maand|jaar|jaren|minuten|uur|days?|weeks?|months?|years?|minutes?|hours?)\b"
+)
 _NUMBER = r"\d+(?:[,.]\d+)?"
 _CONTACT = r"@|\b0\d{2,3}-?\d{6,7}\b"  # an e-mail address or a Dutch phone number
 # Answer types: a question that asks for a price, a duration, a frequency, an amount or a measure (weight, size,
@@ -72,7 +75,7 @@ _CONTACT = r"@|\b0\d{2,3}-?\d{6,7}\b"  # an e-mail address or a Dutch phone numb
 # catalogue's way ("Gewicht: 18,5 kg", "Ingang: 17 x 19 cm", "Geluid: max. 30 dB"); the question may be English.
 ANSWER_TYPES = (
     (r"\b(kost|kosten|prijs|prijzen|duur|goedkoop|price|cost|costs|betaal|betalen|pay)\b", r"€|\beuro\b|\bprijs\b"),
-    (r"\b(hoe lang|how long|garantie|warranty|hoeveel (dagen|weken|maanden)|how many (days|weeks|months))\b", _PERIOD),
+    (r"\b(hoe ?lang|how long|garantie|warranty|hoeveel (dagen|weken|maanden)|how many (days|weeks|months))\b", _PERIOD),
     (r"\b(hoe vaak|how often)\b", r"\b(elke|iedere|om de|per (dag|week|maand))\b"),
     (r"\b(hoeveel|how much|how many|inhoud|capacity)\b", r"\d"),
     (r"\b(zwaar|gewicht|weegt|wegen|heavy|weight|weigh|weighs)\b", rf"\b{_NUMBER}\s*(kg|kilo|gram|g)\b"),
@@ -147,6 +150,17 @@ def answer_types(question: str, texts: Sequence[str]) -> np.ndarray:
     return np.array([float(any(p.search(t) for p in wanted)) for t in texts], dtype=np.float32)
 
 
+def lacks_asked_value(question: str, answer: str, lines: Sequence[str]) -> bool:
+    """The question asks for a kind of value (a price, a duration, a measure…) that ``lines`` hold and ``answer`` lacks.
+
+    A small model's checked answer can be true and still not answer: "De CatCave Classic 55 is een overdekte
+    kattenbak." for "Wat kost de CatCave Classic 55?" while the price line is in the evidence.
+    """
+    wanted = [line for q, line in _ANSWER_TYPES if q.search(question)]
+    held = [p for p in wanted if any(p.search(t) for t in lines)]
+    return bool(held) and not any(p.search(answer) for p in held)
+
+
 def _unit(matrix: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return (matrix / np.where(norms == 0, 1.0, norms)).astype(np.float32)
@@ -211,9 +225,12 @@ def _load(store: VectorStore, collection: Any) -> _Snapshot:
     return _snapshot(str(collection.name), texts, metas, np.asarray(vectors, dtype=np.float32))
 
 
+_DECIMAL_POINT = re.compile(r"(?<=\d)\.(?=\d{1,2}(?!\d))")
+
+
 def _same_text(text: str) -> str:
-    """A line's text up to case and spacing: "Prijs: € 29,95" in the header and "Prijs: €29,95" in the table."""
-    return "".join(text.casefold().split())
+    """A line's text up to case, spacing and decimal sign: "Prijs: € 29,95" (header) and "Prijs: €29.95" (table)."""
+    return _DECIMAL_POINT.sub(",", "".join(text.casefold().split()))
 
 
 def _faq_pairs(candidates: Sequence[EvidenceLine], scores: np.ndarray) -> dict[int, str]:

@@ -5,6 +5,8 @@ Every ``BACKEND_HEALTH_INTERVAL_S`` each backend is asked ``GET {base_url}/model
 a passing one puts it back (and closes a cooled-down breaker). A backend that comes back after being
 down counts as a restart for the rollback triggers. After each round the router checks the canary's
 rollback triggers; a rollback is logged, counted and written to the audit log.
+
+``index_check`` is the index's part of ``/ready``: chunks in the active version, or why there are none to serve.
 """
 
 from __future__ import annotations
@@ -22,10 +24,25 @@ import httpx
 from core.backends import Backend
 from core.router import Rollback, Router
 from core.settings import Settings
+from core.vectorstore import IndexNotReadyError, IndexPointerError, VectorStore
 
 logger = logging.getLogger(__name__)
 
 NegativeFeedback = Callable[[float], Awaitable[list[str]]]  # window → conversations rated thumbs down
+
+
+def index_check(store: VectorStore) -> tuple[int, str]:
+    """Chunks in the active index version and ``/ready``'s line for them (not ready unless the count is > 0).
+
+    A broken pointer is not ready with its reason: the store never falls back to another collection.
+    """
+    try:
+        count = store.count()
+    except IndexPointerError as exc:
+        return 0, f"index pointer broken: {exc}"
+    except IndexNotReadyError as exc:
+        return 0, f"not ready: {exc}"
+    return count, f"ok ({count} chunks)" if count else "empty"
 
 
 def health_url(backend: Backend) -> str:

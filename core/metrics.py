@@ -6,9 +6,16 @@ and the alert rules have one list to check against.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 NAMESPACE = "shop_assistant"
+logger = logging.getLogger(__name__)
 
 REQUESTS_IN_FLIGHT = Gauge(f"{NAMESPACE}_requests_in_flight", "Requests being answered by this process.")
 REQUESTS_REJECTED_OVERLOAD = Counter(
@@ -120,3 +127,62 @@ BACKEND_ROLLBACK_ACTIVE = Gauge(
     ["backend"],
 )
 EMERGENCY_STOP = Gauge(f"{NAMESPACE}_emergency_stop", "1 while the emergency stop is active, else 0.")
+
+
+# The ingest is a CLI without a scrape target: it records each publish attempt in the index store
+# (core.index_versions.record_publish), and the service, which reads that store, exports it at scrape time.
+INGEST_REFUSAL_REASONS = ("failed_files", "deletions", "empty")  # = core.index_versions.REFUSAL_REASONS
+
+
+class IngestPublishCollector(Collector):
+    """The index's last publish attempt as metrics, read from the index store when ``/metrics`` is scraped."""
+
+    def __init__(self) -> None:
+        self._read: Callable[[], Mapping[str, Any] | None] | None = None
+
+    def watch(self, read: Callable[[], Mapping[str, Any] | None]) -> None:
+        """Export what ``read`` returns (the service's index store registers itself: core.vectorstore)."""
+        self._read = read
+
+    def _families(self) -> tuple[CounterMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            CounterMetricFamily(
+                f"{NAMESPACE}_ingest_publish_refused",
+                "Ingest runs whose publish was refused (the old index version stayed active), recorded in the index.",
+            ),
+            GaugeMetricFamily(
+                f"{NAMESPACE}_ingest_last_publish_refused",
+                "1 for each reason that refused the latest ingest's publish; all 0 after a successful ingest.",
+                labels=["reason"],
+            ),
+            GaugeMetricFamily(
+                f"{NAMESPACE}_ingest_last_success_timestamp_seconds",
+                "Unix time of the last ingest that left the index in line with the catalogue (published or unchanged).",
+            ),
+        )
+
+    def describe(self) -> Iterator[Metric]:
+        """The metric names, without reading the store."""
+        yield from self._families()
+
+    def collect(self) -> Iterator[Metric]:
+        """Read the status record; the families without samples before one exists or while it cannot be read."""
+        refused, last, success = self._families()
+        try:
+            status = self._read() if self._read is not None else None
+        except Exception as exc:  # a scrape must not fail because the index store is down (/ready says so)
+            logger.warning("could not read the ingest publish status: %s", exc)
+            status = None
+        if not status:
+            yield from (refused, last, success)
+            return
+        refused.add_metric([], float(status.get("refused_total", 0)))
+        reasons = str(status.get("last_reasons", "")).split(",") if status.get("last_outcome") == "refused" else []
+        for reason in INGEST_REFUSAL_REASONS:
+            last.add_metric([reason], 1.0 if reason in reasons else 0.0)
+        success.add_metric([], float(status.get("last_success", 0.0)))
+        yield from (refused, last, success)
+
+
+INGEST_PUBLISH = IngestPublishCollector()
+REGISTRY.register(INGEST_PUBLISH)

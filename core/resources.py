@@ -12,6 +12,7 @@ from langchain_core.language_models import BaseChatModel
 
 from core.embeddings import Embedder, make_embedder
 from core.evidence import LineIndex
+from core.guard_models import check_guard_models
 from core.lexical import LexicalIndex
 from core.reranker import Reranker, make_reranker, reranker_kwargs
 from core.routing import make_chat_model
@@ -105,14 +106,24 @@ def make_classifier(settings: Settings, embedder: Embedder) -> Classifier:
         case "encoder":
             from guards.encoder_classifier import EncoderClassifier  # torch model: loaded only when chosen
 
-            return EncoderClassifier.load(settings.injection_encoder_path)
+            return EncoderClassifier.load(
+                settings.injection_encoder_path,
+                settings.injection_encoder_runtime,
+                settings.injection_encoder_onnx_precision,
+            )
         case "logistic":
             return InjectionClassifier.load(settings.injection_classifier_path, embedder)
 
 
 def build_resources(settings: Settings) -> Resources:
     """Build every heavy client from ``settings``; raises if the index does not fit the embedder."""
-    embedder = make_embedder(settings.embedding_provider, settings.embedding_model, settings.embedding_device)
+    embedder = make_embedder(
+        settings.embedding_provider,
+        settings.embedding_model,
+        settings.embedding_device,
+        settings.embedding_onnx_precision,
+    )
+    check_guard_models(settings, embedder.name)  # a head trained for another embedding model: refuse to start
     store = VectorStore(
         open_client(settings.chroma_path, settings.chroma_url), settings.chroma_collection, embedder.name
     )

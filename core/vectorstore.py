@@ -14,9 +14,19 @@ import chromadb
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
 
-from core.index_versions import INDEX_LAYOUT, LAYOUT_KEY, active_name, lines_name
+from core.index_versions import (
+    INDEX_LAYOUT,
+    LAYOUT_KEY,
+    IndexPointerError,
+    active_name,
+    lines_name,
+    read_publish_status,
+)
+from core.metrics import INGEST_PUBLISH
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["EmbeddingModelMismatchError", "IndexLayoutError", "IndexNotReadyError", "IndexPointerError", "VectorStore"]
 
 MODEL_KEY = "embedding_model"
 
@@ -72,7 +82,11 @@ class VectorStore:
 
     Opened by its configured name, it follows the name's pointer to the active version
     (``core.index_versions``) and re-reads the pointer at most every ``refresh_s`` seconds in
-    ``current()``, so a re-ingest reaches a running service without a restart.
+    ``current()``, so a re-ingest reaches a running service without a restart. A pointer that cannot be
+    followed (unreadable, naming no version or a missing one, or one this service cannot read) raises
+    ``IndexPointerError`` from ``current()`` and ``count()`` until it can be followed again: the store never
+    keeps serving another collection than the one the pointer names. A reader (not ``create``) also becomes
+    the source of the index's publish status that ``/metrics`` exports (``core.metrics.INGEST_PUBLISH``).
     """
 
     def __init__(
@@ -83,7 +97,10 @@ class VectorStore:
         self._client, self._refresh_s = client, refresh_s
         self._lock = threading.Lock()
         self._checked = time.monotonic()
-        self._col = self._open(collection if create else active_name(client, collection), create)
+        self._pointer_error: IndexPointerError | None = None
+        self._col = self._open(collection, create) if create else self._follow(active_name(client, collection))
+        if not create:
+            INGEST_PUBLISH.watch(lambda: read_publish_status(client, collection))
 
     def _metadata(self) -> dict[str, Any]:
         return {MODEL_KEY: self.model_name, "hnsw:space": "cosine", LAYOUT_KEY: INDEX_LAYOUT}
@@ -111,6 +128,17 @@ class VectorStore:
             )
         return col
 
+    def _follow(self, target: str) -> Any:
+        """Open the pointer's ``target``; a version the pointer names that does not exist is a pointer error."""
+        try:
+            return self._open(target, create=False)
+        except IndexLayoutError:  # an older layout: its own message (and the ingest rebuilds it)
+            raise
+        except IndexNotReadyError as exc:
+            if target == self.base:  # no pointer and no index: run the ingest
+                raise
+            raise IndexPointerError(f"the index pointer of {self.base!r} names {target!r}, which is missing") from exc
+
     def lines_collection(self, collection: Any = None, *, create: bool = False) -> Any:
         """The evidence-lines collection of ``collection`` (default: the current version); ``create``: make it."""
         name = lines_name(str((collection if collection is not None else self._col).name))
@@ -134,21 +162,28 @@ class VectorStore:
     def current(self) -> Any:
         """The active version, re-reading the pointer when ``refresh_s`` has passed; one per request."""
         with self._lock:
-            if time.monotonic() - self._checked < self._refresh_s:
-                return self._col
-            self._checked = time.monotonic()
-            try:
-                target = active_name(self._client, self.base)
-                if target != self._col.name:
-                    self._col = self._open(target, create=False)
-                    logger.info("switched to index version %s", target)
-            except Exception as exc:  # keep answering from the version we have
-                logger.error("could not follow the index pointer of %s: %s", self.base, exc)
+            if time.monotonic() - self._checked >= self._refresh_s:
+                self._checked = time.monotonic()
+                try:
+                    target = active_name(self._client, self.base)
+                    if target != self._col.name:
+                        self._col = self._follow(target)
+                        logger.info("switched to index version %s", target)
+                    self._pointer_error = None
+                except IndexPointerError as exc:  # an error until the pointer is repaired: no other collection
+                    if self._pointer_error is None:
+                        logger.error("index %s unavailable: %s", self.base, exc)
+                    self._pointer_error = exc
+                except Exception as exc:  # the store did not answer, or the new version cannot be read here
+                    self._pointer_error = IndexPointerError(f"cannot follow the index pointer of {self.base!r}: {exc}")
+                    logger.error("index %s unavailable: %s", self.base, self._pointer_error)
+            if self._pointer_error is not None:  # a fresh exception per call: no traceback that grows
+                raise IndexPointerError(str(self._pointer_error))
             return self._col
 
     def count(self) -> int:
-        """Number of chunks in the collection."""
-        return int(self._col.count())
+        """Number of chunks in the active version (raises ``IndexPointerError`` while the pointer is broken)."""
+        return int(self.current().count())
 
     def search(self, vector: np.ndarray, k: int, collection: Any = None) -> list[Hit]:
         """Return the ``k`` nearest chunks to ``vector`` by cosine similarity (in ``collection``, or the current)."""

@@ -4,7 +4,8 @@
 #   deploy/rollback.sh blue|green send all traffic to that deployment (the release step)
 #   deploy/rollback.sh status     print the live deployment
 # Re-renders deploy/nginx/nginx.conf.template with weights 100/0 or 0/100, checks it with `nginx -t`, reloads
-# nginx, then checks /health through nginx; on any failure the previous config is put back and reloaded.
+# nginx, then checks /ready through nginx (the LLM answers, the index holds chunks, the injection classifier is
+# loaded: /health only says the process is up); on any failure the previous config is put back and reloaded.
 # DEPLOY_MODE=compose (default: nginx in docker compose), systemd (Debian's nginx on the host) or local (an
 # nginx started with `-p NGINX_PREFIX -c NGINX_CONF_OUT`, e.g. the integration test's loopback nginx).
 set -euo pipefail
@@ -12,7 +13,7 @@ DEPLOY="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 MODE="${DEPLOY_MODE:-compose}"
 RENDERED="${NGINX_CONF_OUT:-$DEPLOY/nginx/rendered/nginx.conf}"
 STATE="${BLUEGREEN_STATE:-$(dirname "$RENDERED")/live}"
-HEALTH_URL="${HEALTH_URL:-http://127.0.0.1/health}"
+HEALTH_URL="${HEALTH_URL:-http://127.0.0.1/ready}"
 if [[ "$MODE" == compose ]]; then
   : "${BLUE_SERVERS:=api-blue:8000}" "${GREEN_SERVERS:=api-green:8000}" "${NGINX_STATE_DIR:=/var/cache/nginx}"
 elif [[ "$MODE" == local ]]; then

@@ -121,7 +121,7 @@ def overall_table(s: dict[str, Any]) -> list[str]:
         f"| citations supported | {_pct(s['citations_supported'])} | |",
         f"| abstention (out of catalogue) | {_pct(s['abstention'])} | {_ci(s, 'abstention')} |",
         f"| false abstention (in catalogue) | {_pct(s['false_abstention'])} | {_ci(s, 'false_abstention')} |",
-        f"| evidence recall | {_pct(s['evidence_recall'])} | facts all in the prompt's evidence lines |",
+        f"| evidence recall | {_pct(s['evidence_recall'])} | facts all in the selected evidence lines |",
         f"| language ok | {_pct(s['language_ok'])} | |",
         f"| refused | {_pct(s['refused'])} | |",
         f"| prompt tokens (median) | {_num(s['prompt_tokens_median'], 0)} | |",

@@ -145,7 +145,12 @@ def run(folder: Path, max_queries: int | None, max_docs: int | None = None) -> d
     """Evaluate every configuration; time per query is measured per configuration (embedding included)."""
     settings = get_settings()
     corpus, queries, qrels = load_beir(folder, max_queries, max_docs)
-    embedder = make_embedder(settings.embedding_provider, settings.embedding_model, settings.embedding_device)
+    embedder = make_embedder(
+        settings.embedding_provider,
+        settings.embedding_model,
+        settings.embedding_device,
+        settings.embedding_onnx_precision,
+    )
     reranker = make_reranker(**reranker_kwargs(settings))
     vectors = corpus_vectors(corpus, embedder, folder)
     bm25 = LexicalIndex(corpus)

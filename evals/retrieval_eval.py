@@ -107,7 +107,12 @@ def build_resources(settings: Settings) -> Any:
     from core.resources import Resources, make_llm
     from core.vectorstore import VectorStore, open_client
 
-    embedder = make_embedder(settings.embedding_provider, settings.embedding_model, settings.embedding_device)
+    embedder = make_embedder(
+        settings.embedding_provider,
+        settings.embedding_model,
+        settings.embedding_device,
+        settings.embedding_onnx_precision,
+    )
     store = VectorStore(
         open_client(settings.chroma_path, settings.chroma_url), settings.chroma_collection, embedder.name
     )

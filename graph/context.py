@@ -25,6 +25,7 @@ class Context:
     # Evidence and the claim check (issue #15): what the model may see, and what it may say.
     evidence_budget_tokens: int = field(default_factory=lambda: _s().evidence_budget_tokens)
     evidence_max_lines: int = field(default_factory=lambda: _s().evidence_max_lines)
+    prompt_max_lines: int = field(default_factory=lambda: _s().prompt_max_lines)  # best N lines in the prompt; 0: all
     min_evidence_score: float = field(default_factory=lambda: _s().min_evidence_score)  # below: abstain
     min_question_coverage: float = field(default_factory=lambda: _s().min_question_coverage)  # below: abstain
     abstain_unanswerable: bool = field(default_factory=lambda: _s().abstain_unanswerable)  # offers, comparisons

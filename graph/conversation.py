@@ -61,6 +61,7 @@ class ConversationState(TypedDict, total=False):
     messages: Annotated[list[BaseMessage], UntrackedValue]
     guard_reasons: Annotated[list[str], UntrackedValue]
     query_vector: Annotated[list[float], UntrackedValue]
+    quote: Annotated[str, UntrackedValue]
     feed_note: Annotated[str, UntrackedValue]
     route_note: Annotated[str, UntrackedValue]
     draft: Annotated[str, UntrackedValue]

@@ -155,13 +155,14 @@ async def prompt(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Build the messages from the evidence lines only; with weak evidence, abstain without calling the model."""
     from graph.trust import abstain, evidence_lines, weak  # graph.trust imports this module
 
-    lines = evidence_lines(state)
-    if weak(state["question"], lines, _ctx(runtime)):
+    lines, ctx = evidence_lines(state), _ctx(runtime)
+    if weak(state["question"], lines, ctx):
         return abstain(state)
     language = "en" if state.get("language") == "en" else "nl"
     system = prompts.system_prompt(language, get_resources().output_filter.canary)
     template = prompts.USER_TEMPLATE_EN if language == "en" else prompts.USER_TEMPLATE_NL
-    user = template.format(context=format_evidence(lines), question=state["question"])
+    shown = lines[: ctx.prompt_max_lines] if ctx.prompt_max_lines else lines  # the selection's order: best first
+    user = template.format(context=format_evidence(shown), question=state["question"])
     docs = {line.doc_id for line in lines}
     note = feed_note(state["question"], [c for c in state.get("chunks") or [] if c["doc_id"] in docs], language)
     return {"messages": [SystemMessage(system), HumanMessage(user)], "feed_note": note}

@@ -57,6 +57,7 @@ class State(InputState, OutputState, total=False):
     messages: list[BaseMessage]
     guard_reasons: list[str]
     query_vector: list[float]
+    quote: str  # graph.trust: the extractive quote after a checked answer that lacks the value asked for
     feed_note: str  # chains.freshness: appended to answers about price or stock
     route_note: str  # graph.intent: the customer-service route for the request part of a mixed message
     scope: str  # chains.scope: catalogue, or the fixed route taken before retrieval

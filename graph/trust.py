@@ -26,7 +26,7 @@ from chains.normalize import normalise_text
 from core import requestctx
 from core.batching import batchers
 from core.degrade import skip_under_load
-from core.evidence import EvidenceLine, LineIndex
+from core.evidence import EvidenceLine, LineIndex, lacks_asked_value
 from core.lexical import tokenize
 from core.resources import Resources, get_resources
 from core.settings import get_settings
@@ -183,13 +183,19 @@ def sources_of(lines: list[EvidenceLine]) -> list[Source]:
 
 
 def notes(state: Any) -> str:
-    """The fixed notes after a checked answer: the feed date (price/stock) and the route of a mixed request."""
-    return " ".join(n for n in (state.get("feed_note"), state.get("route_note")) if n)
+    """What follows a checked answer: the line it lacked, the feed date (price/stock), a mixed request's route."""
+    return " ".join(n for n in (state.get("quote"), state.get("feed_note"), state.get("route_note")) if n)
 
 
 def _with_note(answer: str, state: Any) -> str:
     note = notes(state)
     return f"{answer} {note}" if note else answer
+
+
+def _extractive(state: Any, lines: list[EvidenceLine]) -> tuple[str, list[EvidenceLine]]:
+    language = "en" if state.get("language") == "en" else "nl"
+    named = catalogue_names(get_resources().lines).mentions(state["question"])
+    return extractive_answer(lines, language, question=state["question"], named=named)
 
 
 @timed
@@ -204,15 +210,21 @@ async def check(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if stream.failure is not None:
         record["failed"] = {"stage": stream.failure.stage, "reason": stream.failure.reason}
     update: dict[str, Any] = {"cut": stream.stopped}
+    question = state["question"]
     if stream.passed and (stream.supporting or not ctx.check_claims):
         cited = sources_of(stream.supporting) or sources_of(lines)
-        update |= {"answer": _with_note(stream.released, state), "sources": cited, "mode": "generated"}
-    elif weak(state["question"], lines, ctx):
+        quote, used = _extractive(state, lines)
+        if lacks_asked_value(question, stream.released, [quote]):
+            record["incomplete"] = True  # true, but without the price/duration/measure asked: the line follows
+            cited += [s for s in sources_of(used) if s not in cited]
+        else:
+            quote = ""
+        answer = _with_note(stream.released, {**state, "quote": quote})
+        update |= {"answer": answer, "sources": cited, "mode": "generated", "quote": quote}
+    elif weak(question, lines, ctx):
         update |= abstain(state)  # its text is the route to customer service already
     else:
-        language = "en" if state.get("language") == "en" else "nl"
-        named = catalogue_names(get_resources().lines).mentions(state["question"])
-        text, used = extractive_answer(lines, language, question=state["question"], named=named)
+        text, used = _extractive(state, lines)
         update |= {"answer": _with_note(text, state), "sources": sources_of(used), "mode": "extractive"}
     requestctx.annotate(check=record, mode=update["mode"])
     return update

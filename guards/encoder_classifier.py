@@ -10,6 +10,8 @@ and a linear head gives one logit; the attack probability is its sigmoid. A save
     head.safetensors                 the linear head (``weight`` 1 x hidden, ``bias`` 1)
     guard.json                       threshold, training rows fingerprint, date, settings, metrics
     .complete                        written last: the folder is whole
+    onnx/                            encoder + pooling + head as one ONNX graph, fp32 and int8 (``make models``,
+                                     ``python -m modelprep.onnx_export --guard``), for ``runtime="onnx"``
 
 It costs a forward pass of its own per question (it cannot reuse the retriever's e5 vector), so
 ``is_injection`` ignores ``vector``.
@@ -23,10 +25,12 @@ import os
 import shutil
 import threading
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
+import numpy as np
 import torch
 
+from core.settings import OnnxPrecision
 from guards.classifier import ClassifierUnavailableError
 from guards.input import sanitize
 
@@ -109,11 +113,13 @@ class EncoderClassifier:
         return proba >= self.threshold, proba
 
     @classmethod
-    def load(cls, path: str | Path) -> EncoderClassifier:
-        """Load a model folder written by ``modelprep.guard_encoder``.
+    def load(
+        cls, path: str | Path, runtime: Literal["torch", "onnx"] = "torch", precision: OnnxPrecision = "fp32"
+    ) -> EncoderClassifier:
+        """Load a model folder written by ``modelprep.guard_encoder``; ``runtime="onnx"``: its ONNX export.
 
         Raises ``ClassifierUnavailableError`` when the folder, its ``.complete`` marker or ``guard.json`` is
-        missing, or when a part cannot be read.
+        missing (or, for ONNX, the export), or when a part cannot be read.
         """
         folder = Path(path)
         hint = "train it with `python -m modelprep.guard_encoder`"
@@ -122,6 +128,8 @@ class EncoderClassifier:
         for name in (MARKER, META_FILE, HEAD_FILE):
             if not (folder / name).is_file():
                 raise ClassifierUnavailableError(f"guard encoder {folder} has no {name} (incomplete); {hint}")
+        if runtime == "onnx":
+            return OnnxEncoderClassifier.load_export(folder, precision)
         from safetensors import SafetensorError
         from safetensors.torch import load_file
         from transformers import AutoModel, AutoTokenizer
@@ -139,6 +147,49 @@ class EncoderClassifier:
             raise ClassifierUnavailableError(f"cannot read guard encoder {folder}: {exc}") from exc
         logger.info("loaded guard encoder %s (threshold %.4f)", folder, threshold)
         return cls(model, tokenizer, threshold, meta=meta, max_length=int(meta.get("max_length", MAX_LENGTH)))
+
+
+class OnnxEncoderClassifier(EncoderClassifier):
+    """The same classifier from its ONNX graph (encoder + mean pooling + head), run with ONNX Runtime."""
+
+    def __init__(self, session: Any, tokenizer: Any, threshold: float, meta: dict[str, Any], precision: str) -> None:
+        self.session = session
+        self.tokenizer = tokenizer  # a ``tokenizers.Tokenizer`` that truncates to max_length and pads
+        self.threshold = float(threshold)
+        self.meta = dict(meta)
+        self.max_length = int(meta.get("max_length", MAX_LENGTH))
+        self.precision = precision
+        self._lock = threading.Lock()  # one run at a time: its intra-op threads already use the cores
+
+    def predict_proba(self, texts: list[str], batch_size: int = 32) -> list[float]:
+        """Attack probability for each text (sanitised like ``guards.input`` does)."""
+        from core.embeddings import onnx_inputs
+
+        clean = [QUERY_PREFIX + sanitize(t) for t in texts]
+        out: list[float] = []
+        for i in range(0, len(clean), batch_size):
+            with self._lock:
+                logits = self.session.run(["logits"], onnx_inputs(self.tokenizer, clean[i : i + batch_size]))[0]
+            out += (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).tolist()
+        return out
+
+    @classmethod
+    def load_export(cls, folder: Path, precision: OnnxPrecision) -> OnnxEncoderClassifier:
+        """Load ``folder``'s ONNX export of ``precision``; it must come from the folder's current weights."""
+        from core.embeddings import fast_tokenizer, load_onnx_export, onnx_session
+
+        try:
+            meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+            onnx_path, export = load_onnx_export(folder, precision)
+            if export.get("trained_at") != meta.get("trained_at"):
+                raise ValueError(f"{onnx_path} was exported from another training run; re-export it")
+            tokenizer = fast_tokenizer(folder, int(meta.get("max_length", MAX_LENGTH)), int(export["pad_id"]))
+            session = onnx_session(onnx_path)
+            threshold = float(meta["threshold"])
+        except (ImportError, OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+            raise ClassifierUnavailableError(f"cannot load the ONNX guard encoder of {folder}: {exc}") from exc
+        logger.info("loaded guard encoder %s, ONNX %s (threshold %.4f)", folder, precision, threshold)
+        return cls(session, tokenizer, threshold, meta, precision)
 
 
 def save_model(model: MeanPoolClassifier, tokenizer: Any, folder: Path, meta: dict[str, Any]) -> Path:

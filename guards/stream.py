@@ -19,7 +19,7 @@ from typing import Literal, Protocol
 from chains.answer import cut_at_marker
 from chains.claims import ClaimChecker, split_sentences
 from chains.coverage import topic_words
-from chains.lexicon import content_words
+from chains.lexicon import content_words, in_vocabulary, words
 from chains.normalize import fact_spans, normalise_text
 from core.evidence import EvidenceLine
 from guards.markup import ECHO_MIN_CHARS, echoed_span, strip_markup
@@ -103,8 +103,24 @@ class ClaimsCheck:
         topic = " ".join(topic_words(self.question))
         return f"{sentence.rstrip(' .!?')} {topic}." if topic else sentence
 
+    def adds_nothing(self, sentence: str) -> bool:
+        """The sentence says nothing the question did not: no content word or fact of its own.
+
+        "Ja.", "Nee, dat kan niet.", "Ja, je hebt een extra kattenbak nodig.": a yes or no cannot be checked against
+        a line, so the line that answers is quoted instead.
+        """
+        if not self.question:
+            return False
+        asked = frozenset(words(normalise_text(self.question)))
+        if any(not in_vocabulary(w, asked) for w in content_words(normalise_text(sentence))):
+            return False
+        known = {fact.value for fact, _, _ in fact_spans(self.question)}
+        return all(fact.value in known for fact, _, _ in fact_spans(sentence))
+
     def check(self, sentence: str, before: str) -> StageVerdict:
-        """The claim checker's verdict as a stage verdict."""
+        """The claim checker's verdict as a stage verdict; a sentence that adds nothing to the question fails."""
+        if self.adds_nothing(sentence):
+            return StageVerdict(ok=False, stage=self.stage, reason="nothing_new")
         verdict = self.checker.check(self._claim(sentence), self.evidence, language=self.language)
         return StageVerdict(ok=verdict.ok, stage=self.stage, reason=verdict.reason, line=verdict.line)
 

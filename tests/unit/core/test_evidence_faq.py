@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from chains.extractive import extractive_answer
-from core.evidence import EvidenceLine, LineIndex, SelectionWeights, answer_types, doc_tokens, line_tokens
+from core.evidence import (
+    EvidenceLine,
+    LineIndex,
+    SelectionWeights,
+    answer_types,
+    doc_tokens,
+    lacks_asked_value,
+    line_tokens,
+)
 
 DIM = 4
 Q = np.eye(DIM, dtype=np.float32)[0]  # the question's vector: a line's dense score is its first component
@@ -121,11 +129,11 @@ def test_the_budget_counts_the_question_an_answer_carries():
     assert [line.line for line in index.select(Q, KORTING_Q, ["faq"], budget_tokens=shown)] == [1]
 
 
-def test_lines_that_differ_only_in_case_and_spacing_are_selected_once():
+def test_lines_that_differ_only_in_case_spacing_and_decimal_sign_are_selected_once():
     rows = [
         ("catcave-classic-40", 0, "Prijs: € 29,95", dense(0.9)),
         ("catcave-classic-40", 6, "Prijs: €29,95", dense(0.8)),
-        ("catcave-classic-40", 7, "prijs:  €  29,95", dense(0.7)),
+        ("catcave-classic-40", 7, "prijs:  €  29.95", dense(0.7)),
         ("catcave-classic-40", 8, "Prijs: € 39,95", dense(0.6)),
     ]
     got = index_of(rows).select(Q, "Wat kost de CatCave Classic 40?", ["catcave-classic-40"], budget_tokens=10_000)
@@ -185,3 +193,19 @@ def test_a_selected_faq_answer_is_quoted_with_its_question():
     got = index_of(FAQ, title="Veelgestelde vragen").select(Q, KORTING_Q, ["faq"])
     answer, _ = extractive_answer(got, "nl")
     assert answer.startswith(f"Volgens Veelgestelde vragen: {KORTING_Q} Nieuwe klanten krijgen 10 % korting")
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "lines", "lacks"),
+    [
+        ("Wat kost de CatCave Classic 55?", "De CatCave is een overdekte kattenbak.", ["Prijs: € 54,95"], True),
+        ("Wat kost de CatCave Classic 55?", "Hij kost € 54,95.", ["Prijs: € 54,95"], False),
+        ("Wat kost de CatCave Classic 55?", "De CatCave is een overdekte kattenbak.", ["Overdekt."], False),
+        ("Welke kleur heeft de bak?", "Hij is grijs.", ["Kleur: grijs", "Prijs: € 54,95"], False),
+        ("How long is the warranty?", "The warranty is 2 years.", ["Garantie: 2 jaar"], False),
+        ("How long is the warranty?", "There is a warranty.", ["Garantie: 2 jaar"], True),
+        ("Hoe zwaar is hij?", "Hij weegt 18,5 kg.", ["Gewicht: 18,5 kg"], False),
+    ],
+)
+def test_an_answer_lacks_the_asked_value_only_when_the_lines_hold_one(question, answer, lines, lacks):
+    assert lacks_asked_value(question, answer, lines) is lacks

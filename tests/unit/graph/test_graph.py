@@ -114,6 +114,7 @@ async def test_retrieval_reuses_the_guard_vector(tmp_path):
     await graph.ainvoke({"question": "Hoeveel kost de verzending?"})
     flat = [t for c in calls for t in c]
     assert flat.count("Hoeveel kost de verzending?") == 1
+    assert len(flat) == len(set(flat)), f"a text was embedded twice in one request: {flat}"
 
 
 async def test_order_status_gets_the_customer_service_route_without_search_or_llm(tmp_path):

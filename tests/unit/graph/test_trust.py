@@ -174,3 +174,26 @@ async def test_the_audit_record_names_the_evidence_lines_and_the_mode(tmp_path):
     assert record["mode"] == out["mode"] == "generated"
     assert record["check"] == {"passed": 1, "cut": False}
     assert "4,95" not in json.dumps(record), "the audit line records line ids, never the text"
+
+
+DELIVERY_Q = "Hoe lang duurt de levering naar België?"
+DELIVERY_LINE = "Levering binnen 1 tot 2 werkdagen in Nederland en België."
+WITHOUT_DURATION = "Wij leveren in Nederland en België."
+
+
+async def test_a_checked_answer_without_the_asked_duration_is_followed_by_the_line_that_holds_it(tmp_path):
+    set_resources(fake_resources(tmp_path, WITHOUT_DURATION, WITHOUT_DURATION))
+    out, record = await _ask(DELIVERY_Q)
+    assert out["mode"] == "generated" and out["answer"].startswith(WITHOUT_DURATION)
+    assert "1 tot 2 werkdagen" in out["answer"] and "Volgens Verzending en levering: " in out["answer"]
+    assert record["check"]["incomplete"] is True and SHIPPING in out["sources"]
+    chunks = await _stream(DELIVERY_Q)
+    assert "".join(c["answer"] for c in chunks if "answer" in c) == out["answer"], "the stream sends the same text"
+    assert chunks[-1]["mode"] == "generated" and not any(c.get("blocked") for c in chunks)
+
+
+async def test_a_checked_answer_that_holds_the_asked_value_gets_no_quote(tmp_path):
+    set_resources(fake_resources(tmp_path, DELIVERY_LINE))
+    out, record = await _ask(DELIVERY_Q)
+    assert out["answer"] == DELIVERY_LINE and out["mode"] == "generated"
+    assert "incomplete" not in record["check"] and not out.get("quote")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.index_versions import INDEX_LAYOUT, LAYOUT_KEY, active_name, lines_name, set_active, versions
+from core.index_versions import INDEX_LAYOUT, LAYOUT_KEY, active_name, lines_name, set_active, status_name, versions
 from core.vectorstore import MODEL_KEY, IndexLayoutError, IndexNotReadyError, VectorStore
 from fakes import CATALOGUE, HashEmbedder, ephemeral_store, write_catalogue
 from ingest.pipeline import ingest
@@ -109,7 +109,8 @@ def test_a_failed_publish_leaves_no_lines_collection_behind(tmp_path, client, ba
     with pytest.raises(RuntimeError, match="crashed"):
         publish(root, client, base, BrokenOnLines(), **KW)
     assert active_name(client, base) == before and versions(client, base) == [before]
-    assert {n for n in names(client) if n.startswith(base)} == {before, lines_name(before), f"{base}__active"}
+    kept = {before, lines_name(before), f"{base}__active", status_name(base)}  # status: the last publish's outcome
+    assert {n for n in names(client) if n.startswith(base)} == kept
 
 
 def test_prune_drops_the_lines_of_dropped_versions(tmp_path, client, base):
@@ -119,7 +120,8 @@ def test_prune_drops_the_lines_of_dropped_versions(tmp_path, client, base):
         publish(root, client, base, HashEmbedder(), **KW)
     kept = versions(client, base)
     assert len(kept) == 2
-    assert {n for n in names(client) if n.startswith(base)} == {*kept, *map(lines_name, kept), f"{base}__active"}
+    expected = {*kept, *map(lines_name, kept), f"{base}__active", status_name(base)}
+    assert {n for n in names(client) if n.startswith(base)} == expected
 
 
 def test_an_index_of_another_layout_is_refused_with_the_reason(client, base):
@@ -138,7 +140,8 @@ def test_publish_rebuilds_an_older_layout_from_scratch(tmp_path, client, base):
     old = client.create_collection(f"{base}__v20200101T000000000000", metadata={MODEL_KEY: emb.name})
     old.add(ids=["stale#0"], embeddings=[[0.1] * 256], documents=["oud"], metadatas=[{"doc_id": "stale"}])
     set_active(client, base, old.name)
-    done = publish(write_catalogue(tmp_path / "c"), client, base, emb, **KW)
+    # The old version's only document is not in the catalogue: a deletion of 100 %, intended here.
+    done = publish(write_catalogue(tmp_path / "c"), client, base, emb, **KW, allow_deletions=True)
     assert done.switched and len(done.report.added) == len(CATALOGUE) and not done.report.updated
     store = VectorStore(client, base, emb.name)
     assert store.name == done.active and "stale" not in {h.doc_id for h in store.all_chunks()}

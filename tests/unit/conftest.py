@@ -1,4 +1,4 @@
-"""Fixtures of the ingest tests: a fresh in-memory Chroma client and a unique index name."""
+"""Fixtures of the index tests (ingest, index versions): a fresh in-memory Chroma client and a unique index name."""
 
 from __future__ import annotations
 
