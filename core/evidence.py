@@ -151,14 +151,14 @@ def answer_types(question: str, texts: Sequence[str]) -> np.ndarray:
 
 
 def lacks_asked_value(question: str, answer: str, lines: Sequence[str]) -> bool:
-    """The question asks for a kind of value (a price, a duration, a measure…) that ``lines`` hold and ``answer`` lacks.
+    """The question asks for kinds of value (a price, a duration, a measure…) that ``lines`` hold and ``answer`` lacks.
 
     A small model's checked answer can be true and still not answer: "De CatCave Classic 55 is een overdekte
     kattenbak." for "Wat kost de CatCave Classic 55?" while the price line is in the evidence.
     """
     wanted = [line for q, line in _ANSWER_TYPES if q.search(question)]
     held = [p for p in wanted if any(p.search(t) for t in lines)]
-    return bool(held) and not any(p.search(answer) for p in held)
+    return not all(p.search(answer) for p in held)  # "hoeveel liter": a digit of "AutoBox 9" is no volume
 
 
 def _unit(matrix: np.ndarray) -> np.ndarray:

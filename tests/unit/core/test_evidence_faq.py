@@ -205,6 +205,8 @@ def test_a_selected_faq_answer_is_quoted_with_its_question():
         ("How long is the warranty?", "The warranty is 2 years.", ["Garantie: 2 jaar"], False),
         ("How long is the warranty?", "There is a warranty.", ["Garantie: 2 jaar"], True),
         ("Hoe zwaar is hij?", "Hij weegt 18,5 kg.", ["Gewicht: 18,5 kg"], False),
+        ("Hoeveel liter is de afvalbak?", "De AutoBox 9 is zelfreinigend.", ["Afvalbak: 9 liter"], True),
+        ("Hoeveel liter is de afvalbak?", "De afvalbak heeft 9 liter.", ["Afvalbak: 9 liter"], False),
     ],
 )
 def test_an_answer_lacks_the_asked_value_only_when_the_lines_hold_one(question, answer, lines, lacks):
