@@ -105,7 +105,7 @@ def test_follow_up_uses_the_history_and_a_reload_keeps_the_conversation(serve, p
     base = serve(
         "De CatCave Classic 40 kost 39,95 euro.",
         REWRITTEN,
-        "De CatCave Classic 40 heeft een filter.",
+        "De CatCave Classic 40 heeft een inhoud van 40 liter.",
         env=ANY_LINE,
         delay_s=0.01,
     )
@@ -123,7 +123,7 @@ def test_follow_up_uses_the_history_and_a_reload_keeps_the_conversation(serve, p
         FIRST,
         "De CatCave Classic 40 kost 39,95 euro.",
         FOLLOW_UP,
-        "De CatCave Classic 40 heeft een filter.",
+        "De CatCave Classic 40 heeft een inhoud van 40 liter.",
     ]
     page.reload()  # same tab: the server-issued thread handle lives in sessionStorage
     wait_until(page, "document.querySelectorAll('#kh-log .kh-msg').length === 4")

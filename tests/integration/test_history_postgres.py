@@ -39,7 +39,10 @@ async def test_postgres_checkpointer_round_trip(tmp_path, monkeypatch, postgres_
     get_settings.cache_clear()
     set_resources(
         fake_resources(
-            tmp_path, "De CatCave Classic 40 kost 39,95 euro.", REWRITTEN, "De CatCave Classic 40 heeft een filter."
+            tmp_path,
+            "De CatCave Classic 40 kost 39,95 euro.",
+            REWRITTEN,
+            "De CatCave Classic 40 heeft een inhoud van 40 liter.",
         )
     )
     store = await open_history(get_settings())
@@ -66,7 +69,7 @@ async def test_postgres_checkpointer_round_trip(tmp_path, monkeypatch, postgres_
                 FIRST,
                 "De CatCave Classic 40 kost 39,95 euro.",
                 FOLLOW_UP,
-                "De CatCave Classic 40 heeft een filter.",
+                "De CatCave Classic 40 heeft een inhoud van 40 liter.",
             ]
             assert history[2]["standalone"] == REWRITTEN and history[3]["id"] == "b" * 32
             assert await other.exists(thread_id)
