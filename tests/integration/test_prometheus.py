@@ -30,7 +30,7 @@ def test_promtool_rule_unit_tests_and_config():
         [promtool, "check", "config", "prometheus.yml"], cwd=RULES.parent, capture_output=True, text=True
     )
     assert config.returncode == 0, config.stdout + config.stderr
-    assert "16 rules found" in config.stdout + config.stderr
+    assert "17 rules found" in config.stdout + config.stderr
 
 
 @pytest.fixture
