@@ -37,8 +37,11 @@ from api.widget import mount_widget
 from core.health import backend_monitoring, index_check
 from core.history import recent_negative_feedback_threads
 from core.index_versions import IndexPointerError
+from core.production import check_secrets
 from core.resources import get_resources
 from core.settings import Settings, get_settings
+from core.shared_state import make_shared_state
+from core.state_sync import ReplicaSync
 from graph.builder import graph
 from guards.audit import AuditLog
 from guards.ratelimit import RateLimiter
@@ -72,8 +75,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.http = httpx.AsyncClient(timeout=READY_TIMEOUT_S)
     app.state.llm_router = current_router()  # None with one LLM backend (issue #6: LLM_BACKENDS)
     logger.info("ready: llm=%s model=%s", settings.llm_base_url, settings.llm_model)
+    # One truth across replicas (issue #17): emergency stop, canary weights, rollbacks; polled and applied here.
+    app.state.shared = ReplicaSync(
+        make_shared_state(settings), app.state.estop, app.state.llm_router, settings.shared_state_poll_s
+    )
     try:
         async with (
+            app.state.shared.running(),
             conversations(app),  # history store, conversational graph, retention purge
             backend_monitoring(app.state.llm_router, settings, app.state.audit.write, recent_negative_feedback_threads),
         ):
@@ -95,6 +103,7 @@ def _error(
 def create_app() -> FastAPI:
     """Build the application."""
     settings = get_settings()
+    check_secrets(settings)  # APP_ENV=production: no start without the deployment secrets (core/production.py)
     app = FastAPI(
         title="Kattenhuis shop assistant",
         version="0.1.0",
@@ -224,6 +233,7 @@ def create_app() -> FastAPI:
         estop=app.state.estop,
         limited_prefixes=LIMITED_PREFIXES,
         trusted_proxies=settings.trusted_proxies,
+        ipv6_prefix_len=settings.ipv6_prefix_len,
     )
     app.add_middleware(RequestIdMiddleware)
     return app

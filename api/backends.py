@@ -3,7 +3,9 @@
 ``GET /admin/backends`` lists the backends with health, breaker, weights, shares, counters and the
 canary's rollback window. ``PUT /admin/backends/canary`` with ``{"backend": name, "weight": 0..1}``
 gives that backend the share ``weight`` of new conversations (the others share the rest), without
-a restart; calls in flight keep their backend. Each change is written to the audit log.
+a restart; calls in flight keep their backend. Each change is written to the audit log and to the shared state
+(``core.state_sync``), from which the other API replicas take it on their next poll; the reply's ``shared``
+counts the replicas that applied it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from api.security import require_admin
@@ -20,6 +22,7 @@ from core.resources import get_resources
 from core.router import Router
 from core.routing import RoutedChatModel
 from core.settings import get_settings
+from core.state_sync import WEIGHTS_KEY, ReplicaSync
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +64,7 @@ async def backends() -> dict[str, Any]:
 
 
 @router.put("/canary")
-async def set_canary(body: CanaryRequest, routed: RouterDep) -> dict[str, Any]:
+async def set_canary(body: CanaryRequest, routed: RouterDep, request: Request) -> dict[str, Any]:
     """Set the share of new conversations that ``body.backend`` answers (10% → 50% → 100%, or 0 to roll back)."""
     if body.backend not in routed.by_name:
         raise HTTPException(404, f"unknown backend {body.backend!r}: expected one of {sorted(routed.by_name)}")
@@ -71,4 +74,9 @@ async def set_canary(body: CanaryRequest, routed: RouterDep) -> dict[str, Any]:
     requestctx.annotate(admin_action="backend_canary", admin_backend=body.backend, weights_before=before,
                         weights_after=after)  # fmt: skip
     logger.warning("backend weights changed by an admin: %s → %s", before, after)
-    return {"routing": True, **routed.snapshot()}
+    sync: ReplicaSync | None = getattr(request.app.state, "shared", None)
+    if sync is None:
+        return {"routing": True, **routed.snapshot()}
+    shared = (await sync.confirmations(WEIGHTS_KEY, await sync.publish_weights())).as_dict()
+    requestctx.annotate(shared_state=shared)
+    return {"routing": True, **routed.snapshot(), "shared": shared}

@@ -7,7 +7,6 @@ rate-limited requests.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import time
@@ -17,6 +16,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.client_identity import client_ip, client_key, forwarded_proto, parse_networks
 from api.observability import observe_request
 from core import requestctx
 from guards.audit import AuditLog, hash_ip
@@ -51,6 +51,23 @@ class EmergencyStop:
         self.flag_file.unlink(missing_ok=True)
         self._file_seen = (0.0, False)
 
+    def apply_shared(self, active: bool, reason: str, *, initial: bool) -> None:
+        """Follow the shared state (``core.state_sync``): a stop another replica sent, or its resume.
+
+        A stop is written to the flag file too, so that this replica comes up stopped after a restart even
+        with the shared store unreachable. At start-up (``initial``) a "not stopped" shared state leaves a
+        flag file an operator touched on this host alone; a resume sent later removes it, as a local one does.
+        """
+        if active:
+            if not self._active or self.reason != reason:
+                logger.warning("emergency stop activated by another replica")
+            self.activate(reason)
+        elif initial:
+            self._active, self.reason = False, ""
+        elif self._active or self.flag_file.exists():
+            logger.warning("emergency stop lifted by another replica")
+            self.resume()
+
     def active(self) -> bool:
         """True when stopped by the switch or the flag file (checked at most every 0.5 s)."""
         if self._active:
@@ -61,29 +78,6 @@ class EmergencyStop:
             present = self.flag_file.exists()
             self._file_seen = (now, present)
         return present
-
-
-def client_ip(scope: Scope, trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> str:
-    """The socket peer, or, only when the peer is a trusted proxy, the right-most untrusted X-Forwarded-For."""
-    peer = (scope.get("client") or ("unknown", 0))[0]
-
-    def is_trusted(ip: str) -> bool:
-        try:
-            addr = ipaddress.ip_address(ip)
-        except ValueError:
-            return False
-        return any(addr in net for net in trusted)
-
-    if not trusted or not is_trusted(peer):
-        return str(peer)
-    forwarded = dict(scope.get("headers") or []).get(b"x-forwarded-for", b"").decode("latin-1")
-    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
-        if not is_trusted(hop):
-            try:
-                return str(ipaddress.ip_address(hop))
-            except ValueError:
-                return str(peer)
-    return str(peer)
 
 
 async def _json(send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> None:
@@ -120,13 +114,15 @@ class SecurityGate:
         estop: EmergencyStop,
         limited_prefixes: tuple[str, ...],
         trusted_proxies: list[str],
+        ipv6_prefix_len: int = 64,
     ) -> None:
         self.app = app
         self.limiter = limiter
         self.audit = audit
         self.estop = estop
         self.limited_prefixes = limited_prefixes
-        self.trusted = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
+        self.trusted = parse_networks(trusted_proxies)
+        self.ipv6_prefix_len = ipv6_prefix_len
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Gate one HTTP request and audit it."""
@@ -135,7 +131,10 @@ class SecurityGate:
             return
         t0 = time.perf_counter()
         path: str = scope.get("path", "")
-        ip_key = hash_ip(client_ip(scope, self.trusted), self.audit.hmac_key)
+        if (proto := forwarded_proto(scope, self.trusted)) is not None:
+            scope["scheme"] = proto  # uvicorn runs with --no-proxy-headers: the trusted proxy's scheme, here
+        # Rate limits and the audit line count per client key (an IPv6 client's /64), never the raw address.
+        ip_key = hash_ip(client_key(client_ip(scope, self.trusted), self.ipv6_prefix_len), self.audit.hmac_key)
         record: dict[str, Any] = {
             "request_id": scope.get("state", {}).get("request_id"),
             "time": datetime.now(UTC).isoformat(timespec="milliseconds"),

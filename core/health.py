@@ -113,9 +113,13 @@ async def run_checks(
 
 
 def canary_share(router: Router, threads: list[str]) -> int:
-    """How many of ``threads`` (rated thumbs down) the canary answers: sticky routing tells which backend did."""
+    """How many distinct conversations of ``threads`` (one entry per thumbs down) the canary answers.
+
+    Conversations, not thumbs: one unhappy shopper rating ten answers of one conversation counts once, so a
+    single conversation cannot force a rollback. Sticky routing tells which backend answered a conversation.
+    """
     canary = router.by_name.get(router.canary) if router.canary else None
-    return 0 if canary is None else sum(1 for t in threads if router.pick(t) is canary)
+    return 0 if canary is None else sum(1 for t in set(threads) if router.pick(t) is canary)
 
 
 def rollback_record(event: Rollback) -> dict[str, Any]:

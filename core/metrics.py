@@ -24,6 +24,11 @@ REQUESTS_REJECTED_OVERLOAD = Counter(
 DEGRADED_ANSWERS = Counter(
     f"{NAMESPACE}_degraded_answers_total", "Answers produced with a pipeline step skipped under load.", ["skipped"]
 )
+LLM_FALLBACKS = Counter(
+    f"{NAMESPACE}_generation_fallbacks_total",
+    "Answers whose generation failed (every LLM backend down, or its time budget spent) and that were answered "
+    "from the evidence instead.",
+)
 FEEDBACK = Counter(f"{NAMESPACE}_feedback_total", "Shopper feedback on answers.", ["rating"])
 QUESTION_REWRITES = Counter(
     f"{NAMESPACE}_question_rewrites_total",

@@ -4,8 +4,9 @@ The router feeds every finished call (outcome and duration) and every backend re
 ``RollbackMonitor``; the health loop asks it regularly whether the canary must go. A trigger
 fires when, inside ``ROLLBACK_WINDOW_S``: the error rate is above ``ROLLBACK_MAX_ERROR_RATE`` or the
 P95 duration above ``ROLLBACK_MAX_P95_S`` (both once ``ROLLBACK_MIN_REQUESTS`` calls were seen), the
-backend restarted more than ``ROLLBACK_MAX_RESTARTS`` times (health-check flaps), or shoppers gave more than
-``ROLLBACK_MAX_NEGATIVE_FEEDBACK`` thumbs down on conversations the canary answers. The clock is injected.
+backend restarted more than ``ROLLBACK_MAX_RESTARTS`` times (health-check flaps), or more than
+``ROLLBACK_MAX_NEGATIVE_FEEDBACK`` distinct conversations the canary answers got a thumbs down (conversations,
+not thumbs: ``core.health.canary_share``). The clock is injected.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ class RollbackMonitor:
         )
 
     def check(self, backend: str, negative_feedback: int = 0) -> Trigger | None:
-        """The first rule that fires for ``backend`` (``negative_feedback``: thumbs down in the window)."""
+        """The first rule that fires for ``backend`` (``negative_feedback``: conversations with a thumbs down)."""
         t = self.thresholds
         w = self.stats(backend)
         if w.requests >= t.min_requests and w.error_rate > t.max_error_rate:
@@ -123,7 +124,8 @@ class RollbackMonitor:
         if w.restarts > t.max_restarts:
             return Trigger("restarts", f"{w.restarts} restarts (> {t.max_restarts})")
         if negative_feedback > t.max_negative_feedback:
-            return Trigger("negative_feedback", f"{negative_feedback} thumbs down (> {t.max_negative_feedback})")
+            detail = f"{negative_feedback} conversations with a thumbs down (> {t.max_negative_feedback})"
+            return Trigger("negative_feedback", detail)
         return None
 
     def reset(self, backend: str) -> None:

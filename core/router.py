@@ -129,6 +129,27 @@ class Router:
                 BACKEND_ROLLBACK_ACTIVE.labels(backend=name).set(0)
         self.publish()
 
+    def weights(self) -> dict[str, float]:
+        """Each backend's configured weight (what the shared state holds, ``core.state_sync``)."""
+        return {b.name: round(b.weight, 6) for b in self.backends}
+
+    def apply_shared(self, weights: dict[str, float], canary: str | None, rollback: dict[str, Any] | None) -> None:
+        """Take the weights (and the rollback) another replica decided; unknown backend names are ignored."""
+        for name, weight in weights.items():
+            if name in self.by_name:
+                self.by_name[name].weight = min(1.0, max(0.0, float(weight)))
+        if canary in self.by_name:
+            self.canary = canary
+        if rollback is not None and (self.last_rollback is None or vars(self.last_rollback) != rollback):
+            self.last_rollback = Rollback(**rollback)
+            self.monitor.reset(self.last_rollback.backend)
+        for b in self.backends:
+            if b is not self.primary and b.weight > 0:
+                BACKEND_ROLLBACK_ACTIVE.labels(backend=b.name).set(0)
+            elif self.last_rollback is not None and b.name == self.last_rollback.backend:
+                BACKEND_ROLLBACK_ACTIVE.labels(backend=b.name).set(1)
+        self.publish()
+
     def publish(self) -> None:
         """Export shares and rotation state to the metrics."""
         for name, share in self.shares().items():

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     llm_stop: list[str] = Field(default_factory=lambda: ["\n\n", "\nVraag:", "\nQuestion:", "</document"], max_length=4)
     llm_timeout_s: float = Field(default=60.0, gt=0)
     llm_max_retries: int = Field(default=1, ge=0, le=5)
+    # The generate step's whole budget (retries included). When it runs out, or every LLM backend fails, the
+    # sentences already checked stand, else the evidence lines are quoted (mode "extractive", audit `llm_error`):
+    # the shop keeps answering from its documents while the model is down. Keep it below REQUEST_TIMEOUT_S.
+    generate_timeout_s: float = Field(default=90.0, gt=0)
 
     # --- Retrieval ---
     # The query encoder: "onnx" (the local EMBEDDING_MODEL folder exported to ONNX by `make models`, run with ONNX
@@ -90,6 +94,9 @@ class Settings(BaseSettings):
     hybrid_bm25: bool = True
 
     # --- API ---
+    # "production" (the compose file sets it): the API refuses to start without ADMIN_TOKEN (>= 32 characters),
+    # THREAD_HMAC_KEY, AUDIT_HMAC_KEY and PROMPT_CANARY (core/production.py); "development": random per process.
+    app_env: Literal["development", "production"] = "development"
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     admin_token: SecretStr | None = None
@@ -101,7 +108,12 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=10, ge=1)
     rate_limit_per_hour: int = Field(default=100, ge=1)
     redis_url: str | None = None
+    # The proxies whose X-Forwarded-For the API believes (api/client_identity.py), CIDRs; uvicorn runs with
+    # --no-proxy-headers everywhere, so this is the only list. Empty: the socket peer is the client.
     trusted_proxies: list[str] = Field(default_factory=list)
+    # IPv6 clients are rate-limited (and their audit HMAC taken) per network of this prefix: one home or host
+    # usually holds a whole /64 and can pick any address in it. IPv4 addresses count one by one.
+    ipv6_prefix_len: int = Field(default=64, ge=16, le=128)
     backoff_strikes: int = Field(default=3, ge=1)
     backoff_base_s: int = Field(default=30, ge=1)
     backoff_max_s: int = Field(default=3600, ge=1)
@@ -110,6 +122,12 @@ class Settings(BaseSettings):
     audit_max_bytes: int = Field(default=10_000_000, ge=10_000)
     audit_backups: int = Field(default=10, ge=1)
     emergency_stop_file: Path = ROOT / "var" / "EMERGENCY_STOP"
+    # One truth across API replicas (core/shared_state.py): the emergency stop, the canary weights and rollback
+    # decisions. "local" (default): this process only; "redis": REDIS_URL, under SHARED_STATE_PREFIX, no TTL.
+    shared_state: Literal["local", "redis"] = "local"
+    shared_state_prefix: str = Field(default="shop-assistant:state:", min_length=1, max_length=100)
+    # How often each replica reads the shared state and applies it (and refreshes its heartbeat).
+    shared_state_poll_s: float = Field(default=1.0, gt=0, le=60)
     # The guard's classifier (layer b): "encoder" = e5-small fine-tuned on the guard data (modelprep/guard_encoder.py,
     # the default since issue #16: detection 0.98 vs 0.76 at the same false-refusal budget), "logistic" = the
     # logistic-regression head on the retriever's e5 vector (guards/classifier.py; no forward pass of its own).
@@ -189,7 +207,8 @@ class Settings(BaseSettings):
     rollback_max_error_rate: float = Field(default=0.05, ge=0, le=1)
     rollback_max_p95_s: float = Field(default=20.0, gt=0)  # GPU deployment; the bare CPU backend needs ~40
     rollback_max_restarts: int = Field(default=3, ge=0)
-    rollback_max_negative_feedback: int = Field(default=10, ge=0)  # thumbs down on the canary's conversations
+    # Distinct conversations of the canary with a thumbs down in the window (not thumbs: one shopper, one vote).
+    rollback_max_negative_feedback: int = Field(default=10, ge=0)
 
     @field_validator("degrade_skip_rerank_above")
     @classmethod

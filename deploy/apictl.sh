@@ -16,7 +16,7 @@ case "${1:-}" in
     if healthy; then echo "api: already running on http://${HOST}:${PORT}"; exit 0; fi
     echo "api: starting on http://${HOST}:${PORT} (log: ${LOG})"
     HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 ANONYMIZED_TELEMETRY=False \
-      setsid nohup .venv/bin/uvicorn server:app --host "$HOST" --port "$PORT" --no-access-log >"$LOG" 2>&1 &
+      setsid nohup .venv/bin/uvicorn server:app --host "$HOST" --port "$PORT" --no-proxy-headers --no-access-log >"$LOG" 2>&1 &
     echo $! >"$PID_FILE"
     for i in $(seq 1 180); do
       if healthy; then echo "api: up after ${i} s"; exit 0; fi

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, Literal, TypeVar
 
 import numpy as np
+import openai
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 
@@ -24,6 +25,7 @@ from core.batching import batchers
 from core.degrade import skip_under_load
 from core.fusion import reciprocal_rank_fusion
 from core.lexical import with_dense_scores
+from core.metrics import LLM_FALLBACKS
 from core.resources import get_resources
 from core.settings import get_settings
 from core.vectorstore import Hit
@@ -173,6 +175,18 @@ def route_after_prompt(state: State) -> Literal["generate", "__end__"]:
     return "generate" if state.get("messages") else "__end__"
 
 
+async def _recorded(stream: AsyncIterator[Any], seen: list[str]) -> AsyncIterator[Any]:
+    """Re-yield ``stream``, keeping each chunk's text in ``seen`` (what was generated before a failure)."""
+    try:
+        async for chunk in stream:
+            seen.append(str(chunk.content))
+            yield chunk
+    finally:
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
 @timed
 async def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Call the LLM with the prepared messages; stop reading at run-on markup or at the first failing sentence."""
@@ -184,8 +198,19 @@ async def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if not getattr(llm, "annotates_backend", False):  # a RoutedChatModel records the backend it picks itself
         requestctx.annotate(backend=getattr(llm, "model_name", type(llm).__name__))  # before the call: errors count
     checked = make_stream(state, ctx)
-    stream = (llm.bind(max_tokens=limit) if limit else llm).astream(state["messages"])
-    message, stopped = await read_answer(stream, cut_runon=get_settings().answer_cut_runon, until=checked)
+    settings = get_settings()
+    seen: list[str] = []
+    stream = _recorded((llm.bind(max_tokens=limit) if limit else llm).astream(state["messages"]), seen)
+    try:
+        async with asyncio.timeout(settings.generate_timeout_s):
+            message, stopped = await read_answer(stream, cut_runon=settings.answer_cut_runon, until=checked)
+    except (openai.APIError, TimeoutError) as exc:
+        # Every backend failed or the budget ran out: what was streamed so far is checked like any draft (its last,
+        # unfinished sentence dropped), and without a checked sentence the check node quotes the evidence.
+        logger.warning("generation failed (%s): answering from the evidence", type(exc).__name__)
+        requestctx.annotate(llm_error=type(exc).__name__, generation_failed=True)
+        LLM_FALLBACKS.inc()
+        return {"draft": "".join(seen), "truncated": True}
     usage = getattr(message, "usage_metadata", None) or {}  # none when stopped early: the server sends it last
     requestctx.annotate(tokens={"prompt": usage.get("input_tokens"), "completion": usage.get("output_tokens")})
     if stopped:

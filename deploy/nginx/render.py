@@ -6,16 +6,30 @@
 
 ``--weights BLUE/GREEN`` (0..100 each, not both 0): a weight of 0 renders that deployment's servers as
 ``down``, so the flip is one re-render plus ``nginx -s reload`` (deploy/rollback.sh does both).
+
+Client identity and exposure (docs/operations.md, "Client identity and exposure"):
+
+* ``--operator-allow CIDR`` (repeatable; default ``NGINX_OPERATOR_ALLOW``, space-separated, else loopback only):
+  the only addresses nginx serves ``/admin``, ``/docs``, ``/redoc`` and ``/openapi.json`` to; others get 404.
+* ``--real-ip-from CIDR`` (repeatable; default ``NGINX_REAL_IP_FROM``): TLS is terminated upstream of this
+  nginx by a load balancer at these addresses; nginx takes the client from their ``X-Forwarded-For``
+  (``real_ip``). Without it, the socket peer is the client. Either way nginx overwrites ``X-Forwarded-For``
+  toward the API with the one client address it settled on.
+
+Both are read from the environment too, so that deploy/rollback.sh keeps them at every flip.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import os
 import re
 from pathlib import Path
 
 TEMPLATE = Path(__file__).with_name("nginx.conf.template")
 PLACEHOLDER = re.compile(r"@@([A-Z_]+)@@")
+DEFAULT_OPERATOR_ALLOW = ("127.0.0.1/32", "::1/128")
 
 
 def upstream_servers(blue: list[str], green: list[str], weights: tuple[int, int]) -> str:
@@ -51,6 +65,52 @@ def tls_lines(cert: str | None, key: str | None) -> str:
     )
 
 
+def _cidrs(values: list[str], what: str) -> list[str]:
+    """Validated CIDRs (a bare address is a /32 or /128), normalised; a bad one is an error."""
+    out = []
+    for value in values:
+        try:
+            out.append(str(ipaddress.ip_network(value.strip(), strict=False)))
+        except ValueError as exc:
+            raise ValueError(f"{what}: not an address or network: {value!r}") from exc
+    return out
+
+
+def operator_allow_lines(cidrs: list[str]) -> str:
+    """``allow`` lines for the operator routes, then ``deny all`` (an empty list: nobody, not everybody)."""
+    lines = [f"            allow {c};" for c in _cidrs(cidrs, "operator allow-list")]
+    return "\n".join([*lines, "            deny all;"])
+
+
+def real_ip_lines(upstream: list[str]) -> str:
+    """``real_ip`` for TLS terminated by a load balancer at ``upstream``; a comment when there is none."""
+    if not upstream:
+        return "    # Client address: the socket peer (no --real-ip-from: nothing in front of this nginx is trusted)."
+    lines = [
+        "    # TLS terminated upstream: the client is the right-most X-Forwarded-For entry not added by one of",
+        "    # these load balancers; whatever a client wrote further left is ignored.",
+        *(f"    set_real_ip_from {c};" for c in _cidrs(upstream, "real_ip upstream list")),
+        "    real_ip_header X-Forwarded-For;",
+        "    real_ip_recursive on;",
+    ]
+    return "\n".join(lines)
+
+
+def identity_values(operator_allow: list[str], real_ip_from: list[str]) -> dict[str, str]:
+    """The template values of the client-identity and exposure options."""
+    return {
+        "REAL_IP": real_ip_lines(real_ip_from),
+        "OPERATOR_ALLOW": operator_allow_lines(operator_allow),
+        # The load balancer took the request over TLS; without one, nginx's own scheme.
+        "FORWARDED_PROTO": "https" if real_ip_from else "$scheme",
+    }
+
+
+def _env_list(name: str) -> list[str] | None:
+    value = os.environ.get(name, "").replace(",", " ").split()
+    return value or None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Render the config to ``--out``."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -66,8 +126,22 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--burst", default="40")
     p.add_argument("--ask-rate", default="2r/s", help="per-IP rate of the LLM endpoints (/rag, /api, /v1)")
     p.add_argument("--ask-burst", default="10")
+    p.add_argument(
+        "--operator-allow",
+        action="append",
+        metavar="CIDR",
+        help="may reach /admin, /docs, /redoc, /openapi.json (repeatable; env NGINX_OPERATOR_ALLOW)",
+    )
+    p.add_argument(
+        "--real-ip-from",
+        action="append",
+        metavar="CIDR",
+        help="TLS terminated upstream: the load balancers' addresses (repeatable; env NGINX_REAL_IP_FROM)",
+    )
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args(argv)
+    operator_allow = a.operator_allow or _env_list("NGINX_OPERATOR_ALLOW") or list(DEFAULT_OPERATOR_ALLOW)
+    real_ip_from = a.real_ip_from or _env_list("NGINX_REAL_IP_FROM") or []
     blue_w, green_w = (int(x) for x in a.weights.split("/"))
     values = {
         "UPSTREAM_SERVERS": upstream_servers(a.blue, a.green, (blue_w, green_w)),
@@ -79,6 +153,7 @@ def main(argv: list[str] | None = None) -> None:
         "BURST": a.burst,
         "ASK_RATE": a.ask_rate,
         "ASK_BURST": a.ask_burst,
+        **identity_values(operator_allow, real_ip_from),
     }
     a.out.write_text(render(values), encoding="utf-8")
 

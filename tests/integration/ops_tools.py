@@ -32,8 +32,21 @@ def require_binary(name: str) -> str:
     return path
 
 
-def nginx_conf(prefix: Path, listen: str, blue: str, green: str, weights: tuple[int, int], **rates: str) -> Path:
-    """Render the production template for loopback with every path under ``prefix``."""
+def nginx_conf(
+    prefix: Path,
+    listen: str,
+    blue: str,
+    green: str,
+    weights: tuple[int, int],
+    *,
+    operator_allow: tuple[str, ...] = render.DEFAULT_OPERATOR_ALLOW,
+    real_ip_from: tuple[str, ...] = (),
+    **rates: str,
+) -> Path:
+    """Render the production template for loopback with every path under ``prefix``.
+
+    ``operator_allow`` and ``real_ip_from`` are render.py's ``--operator-allow`` and ``--real-ip-from``.
+    """
     for sub in ("logs", "state"):
         (prefix / sub).mkdir(parents=True, exist_ok=True)
     values = {
@@ -46,6 +59,7 @@ def nginx_conf(prefix: Path, listen: str, blue: str, green: str, weights: tuple[
         "BURST": rates.get("burst", "40"),
         "ASK_RATE": rates.get("ask_rate", "2r/s"),
         "ASK_BURST": rates.get("ask_burst", "10"),
+        **render.identity_values(list(operator_allow), list(real_ip_from)),
     }
     conf = prefix / "nginx.conf"
     conf.write_text(render.render(values), encoding="utf-8")

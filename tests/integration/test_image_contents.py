@@ -61,6 +61,7 @@ COMPOSE_VARS = {
     "ADMIN_TOKEN": "image-test-admin-token-0123456789abcdef",
     "AUDIT_HMAC_KEY": "image-test-audit-key-0123456789abcdef",
     "THREAD_HMAC_KEY": "image-test-thread-key-0123456789abcdef",
+    "PROMPT_CANARY": "image-test-canary-0123456789",
     "GRAFANA_ADMIN_PASSWORD": "image-test-grafana",
 }
 QUESTION = "Hoeveel liter is de afvalbak van de zelfreinigende kattenbak?"

@@ -12,6 +12,7 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
 from chains import prompts
 from core.metrics import FEEDBACK
+from core.settings import get_settings
 from fakes import (
     AFVALBAK_9_LITER,
     CONTACT_LINE,
@@ -24,6 +25,7 @@ from fakes import (
     with_leaky_page,
 )
 from fakes_chat import audit_lines, chat, final
+from fakes_serving import slow_llm
 
 FIRST = "Hoeveel kost de CatCave Classic 40?"
 FOLLOW_UP = "En hoeveel liter is die?"
@@ -112,8 +114,20 @@ class _DownLLM(GenericFakeChatModel):
         yield  # pragma: no cover
 
 
-def test_llm_failure_ends_with_clean_error_and_stores_nothing(make_client):
+def test_llm_failure_still_answers_from_the_evidence_and_stores_the_turn(make_client):
     client = make_client(llm=_DownLLM(messages=iter([])))
+    events = chat(client, "Hoeveel liter is de afvalbak van de zelfreinigende kattenbak?")
+    assert events[0][0] == "thread" and "error" not in [name for name, _ in events]
+    out = final(events)
+    assert out["answer"].startswith("Volgens ") and out["sources"] and out["refused"] is False
+    stored = client.get(f"/api/threads/{out['thread']}").json()["messages"]
+    assert [m["content"] for m in stored][-1] == out["answer"]
+
+
+def test_a_request_past_its_deadline_ends_with_clean_error_and_stores_nothing(make_client, monkeypatch):
+    monkeypatch.setenv("REQUEST_TIMEOUT_S", "0.5")
+    get_settings.cache_clear()
+    client = make_client(llm=slow_llm(delay=0.2, words=50))
     events = chat(client, "Hoeveel liter is de afvalbak van de zelfreinigende kattenbak?")
     assert events[0][0] == "thread" and events[-1][0] == "error"
     assert "final" not in [name for name, _ in events]

@@ -99,14 +99,14 @@ def test_system_message_is_ignored_and_errors_are_typed(serve):
         )
 
 
-def test_backend_failure_reaches_the_client_as_errors(serve):
+def test_backend_failure_still_gives_the_client_an_answer_from_the_evidence(serve):
     client, _ = serve(down_llm())
     user = [{"role": "user", "content": QUESTION}]
-    with pytest.raises(openai.InternalServerError) as exc:
-        client.chat.completions.create(model=MODEL, messages=user)
-    assert exc.value.status_code == 503
-    with pytest.raises(openai.APIError, match="temporarily unavailable"):
-        list(client.chat.completions.create(model=MODEL, messages=user, stream=True))
+    done = client.chat.completions.create(model=MODEL, messages=user)
+    content = done.choices[0].message.content or ""
+    assert content.startswith("Volgens ")
+    streamed = list(client.chat.completions.create(model=MODEL, messages=user, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == content
 
 
 def test_client_disconnect_cancels_the_generation(serve):

@@ -180,3 +180,27 @@ def test_stuck_retrieval_is_bounded(tmp_path, monkeypatch):
         r = client.post("/rag/invoke", json={"input": {"question": QUESTION}})
         assert time.perf_counter() - t0 < 0.9
     assert r.status_code == 503 and "temporarily unavailable" in r.json()["error"]
+
+
+def test_a_generation_over_its_budget_ends_in_the_quote_not_a_503(tmp_path, monkeypatch):
+    # GENERATE_TIMEOUT_S below REQUEST_TIMEOUT_S: a model too slow for its budget is stopped, and the shopper gets
+    # the evidence quoted (or the sentences already checked) within the request's deadline.
+    monkeypatch.setenv("GENERATE_TIMEOUT_S", "0.5")
+    monkeypatch.setenv("REQUEST_TIMEOUT_S", "10")
+    from core.settings import get_settings
+
+    get_settings.cache_clear()
+    res = fake_resources(tmp_path)
+    res.llm = slow_llm(delay=0.2, words=50)  # 10 s for a whole answer
+    set_resources(res)
+    import server
+
+    with TestClient(server.create_app()) as client:
+        t0 = time.perf_counter()
+        r = client.post("/rag/invoke", json={"input": {"question": QUESTION}})
+        elapsed = time.perf_counter() - t0
+    assert r.status_code == 200, r.text
+    out = r.json()["output"]  # two words in 0.5 s: no sentence finished, so the evidence is quoted
+    assert out["mode"] == "extractive" and out["answer"].startswith("Volgens ") and out["sources"]
+    assert elapsed < 5, f"took {elapsed:.1f} s"
+    assert res.llm.cancelled.wait(2) and not res.llm.finished.is_set()

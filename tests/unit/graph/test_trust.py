@@ -18,7 +18,7 @@ from api.assistant import Assistant
 from chains import prompts
 from core import requestctx
 from core.resources import set_resources
-from fakes import SHIPPING_FREE, SHIPPING_PRICE, fake_resources, scripted_llm
+from fakes import SHIPPING_FREE, SHIPPING_PRICE, ScriptedChatModel, fake_resources, scripted_llm
 from graph.builder import graph
 from graph.context import Context
 
@@ -197,3 +197,41 @@ async def test_a_checked_answer_that_holds_the_asked_value_gets_no_quote(tmp_pat
     out, record = await _ask(DELIVERY_Q)
     assert out["answer"] == DELIVERY_LINE and out["mode"] == "generated"
     assert "incomplete" not in record["check"] and not out.get("quote")
+
+
+class _FailsMidStream(ScriptedChatModel):
+    """Streams its scripted answer up to ``after`` characters, then the backend fails."""
+
+    after: int = 0
+
+    async def _astream(self, messages, stop=None, run_manager=None, **kwargs):  # type: ignore[override]
+        import httpx
+        import openai
+
+        sent = 0
+        for chunk in self._stream(messages, stop=stop, **kwargs):
+            if sent >= self.after:
+                raise openai.APIConnectionError(request=httpx.Request("POST", "http://llm"))
+            sent += len(str(chunk.message.content))
+            yield chunk
+
+
+@pytest.mark.parametrize(
+    ("after", "answer", "mode"),
+    [
+        (0, QUOTED_SHIPPING, "extractive"),  # nothing generated: the evidence is quoted
+        (len(SHIPPING_PRICE) + 3, SHIPPING_PRICE, "generated"),  # a checked sentence stands, the rest is dropped
+    ],
+)
+async def test_a_backend_failure_keeps_the_checked_sentences_or_quotes_the_evidence(tmp_path, after, answer, mode):
+    text = f"{SHIPPING_PRICE} {SHIPPING_FREE}"
+    res = fake_resources(tmp_path)
+    res.llm = _FailsMidStream(messages=iter([AIMessage(content=text)] * 2), after=after)
+    set_resources(res)
+    out, record = await _ask(SHIPPING_Q)
+    assert out["answer"] == answer and out["mode"] == mode and out["refused"] is False
+    assert record["llm_error"] == "APIConnectionError" and record["generation_failed"] is True
+    chunks = await _stream(SHIPPING_Q)
+    assert not any("error" in c for c in chunks)
+    assert "".join(c.get("answer", "") for c in chunks) == answer
+    assert chunks[-1]["mode"] == mode
