@@ -55,6 +55,23 @@ def test_a_measure_the_lines_lack_is_the_gap_as_the_shopper_wrote_it():
     assert offer_gap("Is VitaKat Adult Kip available in 20 litre?", VITAKAT) == "20 litre"
 
 
+@pytest.mark.parametrize(
+    ("question", "gap"),
+    [
+        ("Wat kost een trommel voor de KlimMax krabpaal?", "trommel"),  # the lines hold another thing's price
+        ("Wat kost een consult bij de dierenarts?", "consult"),
+        ("How much is a replacement rope for the KlimMax?", "replacement"),
+        ("Wat is de prijs van een los plateau voor de KlimMax?", "los"),
+        ("Wat kost de KlimMax krabpaal?", None),  # the thing priced is in the lines
+        ("How much is the KlimMax?", None),
+        ("Wat kost de drinkfontein van keramiek?", "keramiek"),  # not sold, so no price either
+        ("Hoeveel kosten de KlimMax krabpalen?", None),
+    ],
+)
+def test_a_price_question_about_something_the_lines_lack_is_a_gap(question, gap):
+    assert offer_gap(question, [*KLIMMAX, *FOUNTAINS]) == gap
+
+
 def test_a_product_the_lines_name_is_no_gap():
     assert offer_gap("Hebben jullie VitaKat Adult Kip?", VITAKAT) is None
     assert offer_gap("Verkopen jullie de AquaFlow drinkfontein?", FOUNTAINS) is None
@@ -135,7 +152,7 @@ def test_the_lines_titles_count_as_evidence():
 
 
 def test_a_question_without_an_offer_cue_has_no_gap():
-    assert offer_gap("Wat kost de drinkfontein van keramiek?", FOUNTAINS) is None
+    assert offer_gap("Hoe maak ik de drinkfontein van keramiek schoon?", FOUNTAINS) is None
     assert offer_gap("Is het mogelijk een drinkfontein van keramiek te bestellen", FOUNTAINS) is None
 
 
