@@ -177,14 +177,14 @@ LOADTEST_ARGS ?= --target standin
 loadtest: install models ingest ## load test (locust): realistic 100 users 5 min + stress 10/50/100 users, 3 min each
 	@$(PY) -m evals.loadtest $(LOADTEST_ARGS)
 
-# nginx and Prometheus (promtool) from Debian, for the deployment tests; installed only when missing.
-ops-tools: ## install Debian's nginx and prometheus (promtool) if missing (the deploy tests need them)
-	@if ! command -v nginx >/dev/null || ! command -v promtool >/dev/null; then \
-	  echo "==> installing nginx and prometheus (Debian packages) for the deployment tests"; \
+# nginx, Prometheus (promtool) and Alertmanager (amtool) from Debian, for the deployment tests; installed only when missing.
+ops-tools: ## install Debian's nginx, prometheus (promtool) and prometheus-alertmanager if missing (the deploy tests need them)
+	@if ! command -v nginx >/dev/null || ! command -v promtool >/dev/null || ! command -v prometheus-alertmanager >/dev/null; then \
+	  echo "==> installing nginx, prometheus and prometheus-alertmanager (Debian packages) for the deployment tests"; \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq >/dev/null && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends nginx prometheus >/dev/null \
-	  || { echo "could not install nginx/prometheus" >&2; exit 1; }; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends nginx prometheus prometheus-alertmanager >/dev/null \
+	  || { echo "could not install nginx/prometheus/prometheus-alertmanager" >&2; exit 1; }; \
 	fi
 
 dashboard: $(VENV)/.installed ## regenerate deploy/grafana/dashboards/shop-assistant.json with grafana-foundation-sdk

@@ -43,7 +43,8 @@ from core.settings import Settings, get_settings
 from core.shared_state import make_shared_state
 from core.state_sync import ReplicaSync
 from graph.builder import graph
-from guards.audit import AuditLog
+from guards.audit import AuditLog, chain_key
+from guards.audit_anchor import anchor_store, anchoring
 from guards.ratelimit import RateLimiter
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         async with (
             app.state.shared.running(),
+            # After the shared state: its store is still open for the final anchor at shutdown.
+            anchoring(
+                app.state.audit,
+                anchor_store(app.state.shared.store, settings.audit_log_path),
+                settings.audit_anchor_every_s,
+            ),
             conversations(app),  # history store, conversational graph, retention purge
             backend_monitoring(app.state.llm_router, settings, app.state.audit.write, recent_negative_feedback_threads),
         ):
@@ -213,6 +220,7 @@ def create_app() -> FastAPI:
     app.state.audit = AuditLog(
         settings.audit_log_path,
         _audit_key(settings),
+        chain_key=chain_key(settings),
         max_bytes=settings.audit_max_bytes,
         backups=settings.audit_backups,
     )

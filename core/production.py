@@ -28,12 +28,12 @@ class Required:
     purpose: str
 
 
-# The audit log has one key: AUDIT_HMAC_KEY keys the IP hashes; its hash chain (guards/audit.py) is unkeyed
-# SHA-256, so there is no separate chain key to require.
+# The audit log has two keys: AUDIT_HMAC_KEY keys the IP hashes, AUDIT_CHAIN_KEY its hash chain (guards/audit.py).
 REQUIRED = (
     Required("ADMIN_TOKEN", "admin_token", 32, "the admin routes' bearer token"),
     Required("THREAD_HMAC_KEY", "thread_hmac_key", 16, "signs the shoppers' conversation handles"),
     Required("AUDIT_HMAC_KEY", "audit_hmac_key", 16, "keys the IP hashes of the audit log and the rate limits"),
+    Required("AUDIT_CHAIN_KEY", "audit_chain_key", 16, "keys the audit log's hash chain (verify needs it)"),
     Required("PROMPT_CANARY", "prompt_canary", 12, "the system prompt's canary the output filter looks for"),
 )
 GENERATE = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"

@@ -121,6 +121,10 @@ class Settings(BaseSettings):
     audit_hmac_key: SecretStr | None = None
     audit_max_bytes: int = Field(default=10_000_000, ge=10_000)
     audit_backups: int = Field(default=10, ge=1)
+    # Keys the audit hash chain (guards/audit.py), apart from AUDIT_HMAC_KEY; random per process in development.
+    audit_chain_key: SecretStr | None = None
+    # How often each process anchors its audit head in the shared store (guards/audit_anchor.py).
+    audit_anchor_every_s: float = Field(default=60.0, gt=0)
     emergency_stop_file: Path = ROOT / "var" / "EMERGENCY_STOP"
     # One truth across API replicas (core/shared_state.py): the emergency stop, the canary weights and rollback
     # decisions. "local" (default): this process only; "redis": REDIS_URL, under SHARED_STATE_PREFIX, no TTL.

@@ -1,4 +1,4 @@
-"""Helpers of the deployment tests: Debian's nginx and Prometheus on loopback, and two app instances."""
+"""Helpers of the deployment tests: Debian's nginx, Prometheus and Alertmanager on loopback, two app instances."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def require_binary(name: str) -> str:
     """The binary's path; skip (fail under CI=true) when `make ops-tools` has not installed it."""
     path = shutil.which(name)
     if path is None:
-        message = f"{name} is not installed: run `make ops-tools` (Debian's nginx and prometheus packages)"
+        message = f"{name} is not installed: run `make ops-tools` (Debian's nginx, prometheus, prometheus-alertmanager)"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)

@@ -60,6 +60,7 @@ COMPOSE_VARS = {
     "POSTGRES_PASSWORD": "image-test-postgres",
     "ADMIN_TOKEN": "image-test-admin-token-0123456789abcdef",
     "AUDIT_HMAC_KEY": "image-test-audit-key-0123456789abcdef",
+    "AUDIT_CHAIN_KEY": "image-test-chain-key-0123456789abcdef",
     "THREAD_HMAC_KEY": "image-test-thread-key-0123456789abcdef",
     "PROMPT_CANARY": "image-test-canary-0123456789",
     "GRAFANA_ADMIN_PASSWORD": "image-test-grafana",

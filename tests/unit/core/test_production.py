@@ -14,6 +14,7 @@ GOOD = {
     "ADMIN_TOKEN": "a" * 32,
     "THREAD_HMAC_KEY": "t" * 16,
     "AUDIT_HMAC_KEY": "h" * 16,
+    "AUDIT_CHAIN_KEY": "c" * 16,
     "PROMPT_CANARY": "KH-canary-0001",
 }
 
@@ -75,7 +76,7 @@ def test_development_starts_without_secrets_and_warns_once(monkeypatch, caplog):
         check_secrets(s)
     warnings = [r.getMessage() for r in caplog.records if r.name == "core.production"]
     assert len(warnings) == 1
-    assert "ADMIN_TOKEN, THREAD_HMAC_KEY, AUDIT_HMAC_KEY, PROMPT_CANARY" in warnings[0]
+    assert "ADMIN_TOKEN, THREAD_HMAC_KEY, AUDIT_HMAC_KEY, AUDIT_CHAIN_KEY, PROMPT_CANARY" in warnings[0]
 
 
 def test_development_is_the_default(monkeypatch):
