@@ -30,7 +30,7 @@ OFFER_FOLLOWS = re.compile(
     r"\bdo\s+you\s+(?:also\s+)?(?:do|provide)\b|"
     # a price: what is priced must be in the lines, or they hold another thing's price ("Wat kost een nieuwe
     # trommel voor de AutoBox 9?" next to the AutoBox's own price line)
-    r"\b(?:wat|hoeveel)\s+(?:kost|kosten)\b|\bprijs\s+van\b|\bhow\s+much\s+(?:is|are|does|do)\b|"
+    r"\b(?:wat|hoeveel)\s+(?:kost|kosten)\b|\bprijs\s+van\b|\bhow\s+much\s+(?:is|are)\b|"  # not "how much does it weigh"
     r"\b(?:price|cost)\s+of\b",
     re.IGNORECASE,
 )

@@ -64,6 +64,8 @@ def test_a_measure_the_lines_lack_is_the_gap_as_the_shopper_wrote_it():
         ("Wat is de prijs van een los plateau voor de KlimMax?", "los"),
         ("Wat kost de KlimMax krabpaal?", None),  # the thing priced is in the lines
         ("How much is the KlimMax?", None),
+        ("How much does the trommel weigh?", None),  # a weight question, not a price: no cue
+        ("How many pouches are in a pack and how much does each pouch weigh?", None),
         ("Wat kost de drinkfontein van keramiek?", "keramiek"),  # not sold, so no price either
         ("Hoeveel kosten de KlimMax krabpalen?", None),
     ],
