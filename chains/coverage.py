@@ -29,8 +29,8 @@ OFFER_FOLLOWS = re.compile(
     r"\bkan\s+ik\s+bij\s+jullie\b|\b(?:kunnen|doen|bieden)\s+jullie\b|"
     r"\bdo\s+you\s+(?:also\s+)?(?:do|provide)\b|"
     # a price: what is priced must be in the lines, or they hold another thing's price ("Wat kost een nieuwe
-    # trommel voor de AutoBox 9?" next to the AutoBox's own price line)
-    r"\b(?:wat|hoeveel)\s+(?:kost|kosten)\b|\bprijs\s+van\b|\bhow\s+much\s+(?:is|are)\b|"  # not "how much does it weigh"
+    # trommel voor de AutoBox 9?" next to the AutoBox's own price line); not "how much does it weigh"
+    r"\b(?:wat|hoeveel)\s+(?:kost|kosten)\b|\bprijs\s+van\b|\bhow\s+much\s+(?:is|are)\b|"
     r"\b(?:price|cost)\s+of\b",
     re.IGNORECASE,
 )
