@@ -171,8 +171,9 @@ compare: install models ingest ## same 20 eval questions through the full pipeli
 	@if [[ " $(COMPARE_ARGS) " == *" --local "* ]]; then bash deploy/llm/llmctl.sh start vllm && bash deploy/llm/llmctl.sh start llamacpp; fi
 	@$(PY) -m evals.compare_backends $(COMPARE_ARGS)
 
-# Full runs take ~14 min per target: LOADTEST_ARGS="--target vllm" (after `make llm-start`) or a smoke run with
-# LOADTEST_ARGS="--duration 20 --users 5". Results under var/loadtest/<time>-<target>/ (report.md, report.png).
+# Full runs take ~14 min per target and door: LOADTEST_ARGS="--target vllm" (after `make llm-start`), a door with
+# "--door chat|v1|all" (chat: "--checkpointer postgres"), or a smoke run with "--duration 20 --users 5".
+# Results under var/loadtest/<time>-<target>/ (report.md, report.png).
 LOADTEST_ARGS ?= --target standin
 loadtest: install models ingest ## load test (locust): realistic 100 users 5 min + stress 10/50/100 users, 3 min each
 	@$(PY) -m evals.loadtest $(LOADTEST_ARGS)

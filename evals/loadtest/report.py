@@ -1,7 +1,8 @@
 """Load-test report: per-step figures from the locust result lines and the API's audit log.
 
 ``summarise`` joins each request (by ``X-Request-ID``) with its audit line (degraded steps,
-per-node times); ``markdown`` renders the tables; ``plot`` draws the PNG. Can be rerun on a
+per-node times) for every door (``ROUTES``); ``markdown`` renders the tables, ``evals.loadtest.breakdown``
+the CPU, guard/checkpointer and chat-turn tables; ``plot`` draws the PNG. Can be rerun on a
 finished run's folder: ``python -m evals.loadtest.report var/loadtest/<run>``.
 """
 
@@ -15,6 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from evals.loadtest import breakdown
+
+ROUTES = {"rag": "/rag/stream", "chat": "/api/chat/stream", "v1": "/v1/chat/completions"}
 NODES = ("guard", "rewrite", "expand", "retrieve", "rerank", "prompt", "generate", "output_filter")
 
 
@@ -35,8 +39,9 @@ def read_jsonl(paths: Iterable[Path]) -> list[dict[str, Any]]:
 
 
 def audit_by_request(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Audit lines of ``/rag/stream`` requests by request id."""
-    return {r["request_id"]: r for r in records if r.get("request_id") and r.get("route") == "/rag/stream"}
+    """Audit lines of the doors' requests (``ROUTES``) by request id."""
+    routes = set(ROUTES.values())
+    return {r["request_id"]: r for r in records if r.get("request_id") and r.get("route") in routes}
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -90,7 +95,7 @@ def summarise(step: dict[str, Any], rows: list[dict[str, Any]], audit: dict[str,
         "nodes_ms": nodes,
         "errors": errors,
         "api_rss_mib_max": step.get("api_rss_mib_max"),
-    }
+    } | breakdown.summarise(step, ok, joined)
 
 
 def _pct_cell(share: float | None) -> str:
@@ -101,13 +106,22 @@ def _f(x: float | None, fmt: str = "{:.2f}") -> str:
     return "–" if x is None else fmt.format(x)
 
 
+def _doors(meta: dict[str, Any]) -> str:
+    doors = meta.get("doors") or ["rag"]
+    text = "endpoints " if len(doors) > 1 else "endpoint "
+    text += ", ".join(f"`{ROUTES.get(d, d)}`" for d in doors)
+    if meta.get("checkpointer"):
+        text += f" (conversations stored in {meta['checkpointer']})"
+    return text
+
+
 def markdown(summaries: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     """The report as Markdown: conditions, the main table, per-node times, errors."""
     lines = [
         f"# Load test: {meta.get('target', '?')} ({meta.get('started', '')})",
         "",
         f"LLM: {meta.get('llm', '?')}; answer length fixed at {meta.get('answer_tokens', '?')} tokens; "
-        f"{meta.get('questions', '?')} distinct questions; endpoint `/rag/stream`; API on 127.0.0.1 "
+        f"{meta.get('questions', '?')} distinct questions; {_doors(meta)}; API on 127.0.0.1 "
         "(rate limits raised for the run); load generator, API and LLM server share this machine. "
         f"Degradation thresholds (in flight: expansion, rerank, short context): {meta.get('degrade_thresholds', '?')}.",
         "",
@@ -147,6 +161,7 @@ def markdown(summaries: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             d = s.get("degraded_steps") or {}
             cells = [_pct_cell(d.get(k)) for k in ("expansion", "rerank", "context")]
             lines.append(f"| {s['name']} | " + " | ".join(cells) + " |")
+    lines += breakdown.markdown(summaries)
     failed = [(s["name"], e, n) for s in summaries for e, n in sorted(s["errors"].items())]
     if failed:
         lines += ["", "Failures:", ""] + [f"- {name}: {n} × {err}" for name, err, n in failed]

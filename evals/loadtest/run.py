@@ -1,7 +1,9 @@
 """Run the load test: start the API (and the stand-in LLM), run locust headless per step, write the report.
 
 Steps: ``realistic`` (users ask, read, wait 10–30 s, ask again) and ``stress`` (closed loop,
-one step per user count). Every step is capped in time; the API is started on a free
+one step per user count), for each door (``--door``): ``rag`` (``/rag/stream``), ``chat``
+(``/api/chat/stream``, two-turn conversations) and ``v1`` (``/v1/chat/completions`` through the
+``openai`` client, half streamed). Every step is capped in time; the API is started on a free
 127.0.0.1 port with raised per-IP rate limits (all load comes from 127.0.0.1).
 """
 
@@ -24,13 +26,16 @@ import psutil
 
 from core.settings import ROOT, get_settings
 from evals.loadtest import report
-from evals.loadtest.stack import start_api, start_standin, stop, warm_up
+from evals.loadtest.cpu import CpuClock
+from evals.loadtest.stack import check_postgres, start_api, start_standin, stop, warm_up
 
 QUESTION_FILES = sorted((ROOT / "evals" / "data").glob("questions_*.jsonl"))
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 # In front of the CPU vLLM the prefill of ~2,000 prompt tokens per answer is the bottleneck (~45 answers/min):
 # degrade early there, down to the short context, instead of letting vLLM's queue pass the request timeout.
 CPU_DEGRADE = "4,8,8"
+# The locust user class of each door (evals/loadtest/locustfile.py).
+DOORS = {"rag": "Asker", "chat": "ChatUser", "v1": "OpenAIUser"}
 
 
 def rss_mib(pid: int) -> float:
@@ -64,11 +69,18 @@ class RssSampler:
 
 
 def run_step(
-    args: argparse.Namespace, base: str, out: Path, shape: str, users: int, api_pid: int | None = None
+    args: argparse.Namespace,
+    base: str,
+    out: Path,
+    shape: str,
+    users: int,
+    api_pid: int | None = None,
+    door: str = "rag",
+    llm_pid: int | None = None,
 ) -> dict[str, Any]:
     """One locust run, capped at ``duration`` plus the stop timeout; returns its manifest entry."""
     duration = args.duration or (300 if shape == "realistic" else 180)
-    name = f"{shape}-{users}"
+    name = f"{shape}-{users}" if door == "rag" else f"{door}-{shape}-{users}"
     env = {
         **os.environ,
         "LOADTEST_SHAPE": shape,
@@ -76,6 +88,7 @@ def run_step(
         "LOADTEST_RESULTS": str(out / f"results-{name}.jsonl"),
         "LOADTEST_QUESTIONS": os.pathsep.join(str(p) for p in QUESTION_FILES),
         "LOADTEST_REQUEST_TIMEOUT_S": str(args.request_timeout_s),
+        "LOADTEST_MODEL": get_settings().served_model_name,
     }
     spawn_rate = max(1, users // 10) if shape == "realistic" else users
     stop_timeout = int(min(args.request_timeout_s, 60))
@@ -101,9 +114,11 @@ def run_step(
         "0",
         "--csv",
         str(out / name),
+        DOORS[door],
     ]
     print(f"step {name}: {users} users, {duration} s ({shape})", flush=True)
     started = time.time()
+    cpu = CpuClock(api_pid, llm_pid)
     sampler = RssSampler(api_pid) if api_pid else None
     with (out / f"locust-{name}.log").open("wb") as fh, sampler or contextlib.nullcontext():
         try:
@@ -113,6 +128,7 @@ def run_step(
         except subprocess.TimeoutExpired:
             print(f"step {name}: locust did not finish in time and was stopped", flush=True)
     entry: dict[str, Any] = {"name": name, "shape": shape, "users": users, "started": started, "ended": time.time()}
+    entry |= {"door": door, "cpu_s": cpu.read()}
     if sampler and sampler.samples:
         entry["api_rss_mib_max"] = round(max(sampler.samples), 1)
     return entry
@@ -122,6 +138,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line flags."""
     p = argparse.ArgumentParser(prog="python -m evals.loadtest", description=__doc__)
     p.add_argument("--target", choices=["standin", "vllm"], default="standin", help="the LLM server behind the API")
+    p.add_argument("--door", choices=[*DOORS, "all"], default="rag", help="the endpoint under load (default rag)")
     p.add_argument("--shape", choices=["realistic", "stress", "all"], default="all")
     p.add_argument("--duration", type=int, help="seconds per step (default: realistic 300, stress 180)")
     p.add_argument("--users", help="comma list: stress steps; realistic uses the largest (default 10,50,100)")
@@ -138,6 +155,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--request-timeout-s", type=float, default=120.0)
     p.add_argument("--start-timeout-s", type=float, default=240.0)
     p.add_argument("--chroma-path", type=Path, help="index to serve (default: the service's CHROMA_PATH)")
+    p.add_argument(
+        "--checkpointer",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="the API's conversation store (sqlite: a fresh file in the run folder; postgres: --database-url)",
+    )
+    p.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/test")
     p.add_argument("--out", type=Path, help="result folder (default: var/loadtest/<time>-<target>)")
     args = p.parse_args(argv)
     args.user_steps = sorted({int(u) for u in (args.users or "10,50,100").split(",") if u.strip()})
@@ -147,6 +171,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--duration must be at least 5 s")
     if args.target == "vllm" and httpx.URL(args.llm_url).host != "127.0.0.1":
         p.error("the load test only runs against 127.0.0.1")
+    if args.checkpointer == "postgres" and httpx.URL(args.database_url).host not in ("127.0.0.1", "localhost"):
+        p.error("--database-url: the load test only uses a database on this machine")
+    args.doors = tuple(DOORS) if args.door == "all" else (args.door,)
     if args.degrade is None and args.target == "vllm":
         args.degrade = CPU_DEGRADE
     if args.degrade is not None:
@@ -163,6 +190,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the steps and print the report."""
     args = parse_args(argv)
+    if args.checkpointer == "postgres":
+        check_postgres(args.database_url)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = (args.out or ROOT / "var" / "loadtest" / f"{stamp}-{args.target}").resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -179,11 +208,13 @@ def main(argv: list[str] | None = None) -> int:
             httpx.get(llm_url + "/models", timeout=10).raise_for_status()
         api, base = start_api(args, llm_url, out)
         rss_idle = rss_mib(api.pid)
-        warm_up(base, args.request_timeout_s)
-        if args.shape in ("realistic", "all"):
-            steps.append(run_step(args, base, out, "realistic", max(args.user_steps), api.pid))
-        if args.shape in ("stress", "all"):
-            steps += [run_step(args, base, out, "stress", users, api.pid) for users in args.user_steps]
+        warm_up(base, args.request_timeout_s, args.doors, get_settings().served_model_name)
+        pids = {"api_pid": api.pid, "llm_pid": standin.pid if standin else None}
+        for door in args.doors:
+            if args.shape in ("realistic", "all"):
+                steps.append(run_step(args, base, out, "realistic", max(args.user_steps), door=door, **pids))
+            if args.shape in ("stress", "all"):
+                steps += [run_step(args, base, out, "stress", users, door=door, **pids) for users in args.user_steps]
     finally:
         stop(api)
         stop(standin)
@@ -193,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         "llm": llm,
         "answer_tokens": args.answer_tokens,
         "degrade_thresholds": args.degrade or "service defaults",
+        "doors": list(args.doors),
+        "checkpointer": args.checkpointer if "chat" in args.doors else None,
         "api_rss_mib_idle": round(rss_idle, 1) if api is not None else None,
         "questions": len({json.loads(x)["question"] for f in QUESTION_FILES for x in f.open() if x.strip()}),
         "steps": steps,

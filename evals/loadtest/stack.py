@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -108,6 +109,11 @@ def start_api(args: argparse.Namespace, llm_url: str, out: Path) -> tuple[subpro
         print(f"load-test profile: degradation thresholds (in flight) expansion,rerank,context = {args.degrade}")
     if args.chroma_path:
         env["CHROMA_PATH"] = str(args.chroma_path)
+    env.pop("DATABASE_URL", None)
+    if args.checkpointer == "postgres":
+        env["DATABASE_URL"] = args.database_url
+    else:
+        env["HISTORY_DB_PATH"] = str(out / "conversations.sqlite")
     print(
         f"load-test profile: per-IP rate limits raised to {RATE_PER_MINUTE}/minute and {RATE_PER_HOUR}/hour "
         "and the guard-strike backoff switched off, for this API process only (all load comes from 127.0.0.1); "
@@ -115,28 +121,38 @@ def start_api(args: argparse.Namespace, llm_url: str, out: Path) -> tuple[subpro
         f"{args.answer_tokens} tokens (no stop sequences); no answer cache",
         flush=True,
     )
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "server:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--backlog",
-        "4096",
-    ]
+    # server:app under uvicorn, with the load test's checkpointer and guard timers (evals.loadtest.apiserver)
+    cmd = [sys.executable, "-m", "evals.loadtest.apiserver", "--host", "127.0.0.1", "--port", str(port)]
     proc = spawn(cmd, env, out / "api.log")
     base = f"http://127.0.0.1:{port}"
     wait_http(base + "/ready", args.start_timeout_s, proc, "API")
     return proc, base
 
 
-def warm_up(base: str, timeout_s: float) -> None:
-    """A few requests before measuring (first calls pay one-off costs)."""
+def check_postgres(url: str) -> None:
+    """Fail with a clear message when the PostgreSQL checkpointer's database cannot be reached."""
+    import psycopg
+
+    try:
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        raise SystemExit(f"--checkpointer postgres: cannot reach {url}: {exc}".strip()) from None
+
+
+def _drain(method: str, url: str, body: dict[str, Any], timeout_s: float) -> None:
+    with httpx.stream(method, url, json=body, timeout=timeout_s) as r:
+        r.raise_for_status()
+        for _ in r.iter_lines():
+            pass
+
+
+def warm_up(base: str, timeout_s: float, doors: tuple[str, ...] = ("rag",), model: str = "") -> None:
+    """A few requests through every door before measuring (first calls pay one-off costs)."""
     for q in ("Wat kost verzending?", "Hoe lang heb ik om te retourneren?"):
-        with httpx.stream("POST", base + "/rag/stream", json={"input": {"question": q}}, timeout=timeout_s) as r:
-            for _ in r.iter_lines():
-                pass
+        _drain("POST", base + "/rag/stream", {"input": {"question": q}}, timeout_s)
+        if "chat" in doors:
+            _drain("POST", base + "/api/chat/stream", {"question": q}, timeout_s)
+        if "v1" in doors:
+            body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": q}]}
+            _drain("POST", base + "/v1/chat/completions", body, timeout_s)
