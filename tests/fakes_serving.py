@@ -114,6 +114,15 @@ def down_llm() -> DownLLM:
     return DownLLM(messages=iter([]))
 
 
+def redis_up(host: str = "127.0.0.1", port: int = 6379) -> bool:
+    """Whether something listens on the Redis port (the integration tests' skip-or-fail check)."""
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def free_port() -> int:
     """A free loopback port."""
     with socket.socket() as s:

@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 
 import pytest
 
+from fakes_serving import redis_up
 from guards.ratelimit import RateLimiter
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-def _redis_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture(autouse=True)
 def _need_redis():
-    if not _redis_up():
+    if not redis_up():
         if os.environ.get("CI") == "true":
             pytest.fail("Redis is not running on 127.0.0.1:6379 (required under CI=true)")
         pytest.skip("Redis is not running on 127.0.0.1:6379")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from typing import Any
 import httpx
 import pytest
 
-from fakes_serving import free_port, stop_process
+from fakes_serving import free_port, redis_up, stop_process
 
 pytestmark = pytest.mark.integration
 
@@ -41,17 +40,9 @@ QUESTION = {"input": {"question": "Hoe bereik ik de klantenservice?"}}
 STOP_BUDGET_S = 5.0
 
 
-def _redis_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _need_redis() -> None:
-    if not _redis_up():
+    if not redis_up():
         if os.environ.get("CI") == "true":
             pytest.fail("Redis is not running on 127.0.0.1:6379 (required under CI=true)")
         pytest.skip("Redis is not running on 127.0.0.1:6379")
