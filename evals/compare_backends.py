@@ -30,6 +30,7 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 
+from core import requestctx
 from core.backends import backend_specs, make_backend_llm
 from core.resources import get_resources, set_resources
 from core.settings import ROOT, LLMBackend, get_settings
@@ -49,10 +50,17 @@ async def ask(question: dict[str, Any], timeout_s: float) -> dict[str, Any]:
     """One question through the full graph: answer, latency, success, facts found."""
     t0 = time.perf_counter()
     config: RunnableConfig = {"configurable": {"thread_id": f"compare-{uuid.uuid4().hex}"}}
+    record: dict[str, Any] = {}  # the request's audit record: a backend error the graph answered around is in it
+    token = requestctx.begin(record)
     try:
         out = await asyncio.wait_for(graph.ainvoke({"question": question["question"]}, config), timeout_s)
     except Exception as exc:  # a failed answer is a result here, not a crash
         return {"qid": question["qid"], "ok": False, "error": type(exc).__name__, "latency_s": time.perf_counter() - t0}
+    finally:
+        requestctx.end(token)
+    if record.get("llm_error"):  # the evidence was quoted instead (graph.nodes.generate): the backend failed
+        error = str(record["llm_error"])
+        return {"qid": question["qid"], "ok": False, "error": error, "latency_s": time.perf_counter() - t0}
     answer = str(out.get("answer") or "")
     found = [f for f in question["facts"] if f.lower() in answer.lower()]
     return {
