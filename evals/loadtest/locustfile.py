@@ -79,36 +79,11 @@ class Asker(HttpUser):
     @task
     def ask(self) -> None:
         """One question, streamed to the end."""
-        question = random.choice(QUESTIONS)
-        row: dict[str, Any] = {"step": STEP, "start": time.time(), "ttft_s": None, "refused": False, "ended": False}
-        row.update(status=0, error=None, request_id=None)
+        row = _new_row("rag")
         t0 = time.perf_counter()
-        try:
-            with self.client.post(
-                "/rag/stream",
-                json={"input": {"question": question}},
-                stream=True,
-                catch_response=True,
-                timeout=TIMEOUT_S,
-                name="/rag/stream",
-            ) as resp:
-                row["status"] = resp.status_code
-                row["request_id"] = resp.headers.get("x-request-id")
-                if resp.status_code == 200:
-                    _read_stream(resp.iter_lines(decode_unicode=True), t0, row)
-                    if not row["ended"] and row["error"] is None:
-                        row["error"] = "stream ended early"
-                else:
-                    row["error"] = f"HTTP {resp.status_code}"
-                if row["error"]:
-                    resp.failure(row["error"])
-                else:
-                    resp.success()
-        except Exception as exc:  # a timeout or a dropped connection is a failed request, not a crash
-            row["error"] = type(exc).__name__
-        row["total_s"] = round(time.perf_counter() - t0, 4)
-        row["ok"] = row["error"] is None
-        _results.write(json.dumps(row) + "\n")
+        body = {"input": {"question": random.choice(QUESTIONS)}}
+        _post_stream(self.client, "/rag/stream", body, row, t0, _read_stream)
+        _write(row, t0)
 
 
 def _new_row(door: str) -> dict[str, Any]:
@@ -121,6 +96,36 @@ def _write(row: dict[str, Any], t0: float) -> None:
     row["total_s"] = round(time.perf_counter() - t0, 4)
     row["ok"] = row["error"] is None
     _results.write(json.dumps(row) + "\n")
+
+
+def _post_stream(
+    client: Any, path: str, body: dict[str, Any], row: dict[str, Any], t0: float, read: Any, name: str | None = None
+) -> Any:
+    """POST ``body`` to a streaming ``path``, read the events with ``read(lines, t0, row)``; record status and errors.
+
+    Returns what ``read`` returns (``None`` when the request failed). A timeout or a dropped connection is a failed
+    request in ``row``, not a crash.
+    """
+    got = None
+    try:
+        with client.post(
+            path, json=body, stream=True, catch_response=True, timeout=TIMEOUT_S, name=name or path
+        ) as resp:
+            row["status"] = resp.status_code
+            row["request_id"] = resp.headers.get("x-request-id")
+            if resp.status_code == 200:
+                got = read(resp.iter_lines(decode_unicode=True), t0, row)
+                if not row["ended"] and row["error"] is None:
+                    row["error"] = "stream ended early"
+            else:
+                row["error"] = f"HTTP {resp.status_code}"
+            if row["error"]:
+                resp.failure(row["error"])
+            else:
+                resp.success()
+    except Exception as exc:
+        row["error"] = type(exc).__name__
+    return got
 
 
 def _read_chat(lines: Any, t0: float, row: dict[str, Any]) -> str | None:
@@ -157,25 +162,7 @@ class ChatUser(HttpUser):
             body["thread"] = self.thread
         row = _new_row("chat") | {"turn": 1 if first else 2}
         t0 = time.perf_counter()
-        handle = None
-        try:
-            with self.client.post(
-                "/api/chat/stream", json=body, stream=True, catch_response=True, timeout=TIMEOUT_S, name="/api/chat"
-            ) as resp:
-                row["status"] = resp.status_code
-                row["request_id"] = resp.headers.get("x-request-id")
-                if resp.status_code == 200:
-                    handle = _read_chat(resp.iter_lines(decode_unicode=True), t0, row)
-                    if not row["ended"] and row["error"] is None:
-                        row["error"] = "stream ended early"
-                else:
-                    row["error"] = f"HTTP {resp.status_code}"
-                if row["error"]:
-                    resp.failure(row["error"])
-                else:
-                    resp.success()
-        except Exception as exc:  # a timeout or a dropped connection is a failed request, not a crash
-            row["error"] = type(exc).__name__
+        handle = _post_stream(self.client, "/api/chat/stream", body, row, t0, _read_chat, name="/api/chat")
         self.thread = handle if first and row["error"] is None else None
         _write(row, t0)
 
